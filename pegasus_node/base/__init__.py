@@ -1,0 +1,1 @@
+"""Small building blocks shared by every process: key encoding, hashing, timetags, the reactor."""

@@ -1,0 +1,1 @@
+"""The meta server: PacificA's configuration manager (tables, partition configurations, node liveness)."""

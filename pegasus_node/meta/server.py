@@ -1,0 +1,364 @@
+"""The meta server process: tables, partition configurations and replica-server liveness, over RPC.
+
+Every change is persisted to the state store before it is answered or announced (PacificA rule 2).
+Replica servers learn their assignments from the reply to their beacons, so there is one path by which
+configuration reaches them, and a restarted replica server or meta server converges by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from twisted.internet import task
+from twisted.logger import Logger
+
+from pegasus_node import __version__
+from pegasus_node.config import NodeConfig
+from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.meta.assignment import choose_replicas
+from pegasus_node.meta.model import AS_AVAILABLE, AS_DROPPED, TABLE_NAME, AppInfo, PartitionConfig
+from pegasus_node.meta.state_store import StateStore
+from pegasus_node.remote_commands import RemoteCommands
+from pegasus_node.twisted_rpc import RpcServer, expect
+
+log = Logger(namespace="pegasus.meta")
+
+META_LEVELS = ("freezed", "steady", "lively")
+MAX_PARTITIONS = 4096
+# Raised when the replica server hosts secondaries (PacificA replication).
+MAX_REPLICA_COUNT = 1
+
+
+@dataclass
+class NodeState:
+    address: str
+    last_beacon_at: float  # time.monotonic() at the meta server
+    ever_seen: bool = False
+
+
+class MetaServer:
+    def __init__(self, config: NodeConfig, store: StateStore, *, address: str, clock=time.monotonic) -> None:
+        self.config = config
+        self.store = store
+        self.address = address
+        self.clock = clock
+        self.started_at = clock()
+        self.apps: dict[int, AppInfo] = {}
+        self.partitions: dict[int, list[PartitionConfig]] = {}
+        self.nodes: dict[str, NodeState] = {}
+        self.next_app_id = 1
+        self.meta_level = config.meta_level
+        self.purged_app_ids: list[int] = []
+        self.remote_commands = RemoteCommands()
+        self._load()
+        self._purge_loop = task.LoopingCall(self.purge_expired_apps)
+
+    # ----- persistence -----
+
+    def _load(self) -> None:
+        raw = self.store.get("/meta/next_app_id")
+        if raw is not None:
+            self.next_app_id = int(raw)
+        raw = self.store.get("/meta/meta_level")
+        if raw is not None:
+            self.meta_level = raw.decode()
+        raw = self.store.get("/meta/purged_app_ids")
+        if raw is not None:
+            self.purged_app_ids = json.loads(raw)
+        for app_key in self.store.children("/apps"):
+            app = AppInfo.from_dict(json.loads(self.store.get(f"/apps/{app_key}")))
+            self.apps[app.app_id] = app
+            configs = []
+            for pidx in range(app.partition_count):
+                data = json.loads(self.store.get(f"/apps/{app_key}/partitions/{pidx}"))
+                configs.append(PartitionConfig.from_dict(data))
+            self.partitions[app.app_id] = configs
+        # Servers named in configurations get a full grace period after our start to beacon again.
+        for configs in self.partitions.values():
+            for config in configs:
+                for address in config.members() + config.learners:
+                    self.nodes.setdefault(address, NodeState(address, self.started_at))
+        log.info("meta state loaded from {store}: {n} tables", store=self.store.describe(), n=len(self.apps))
+
+    def _app_puts(self, app: AppInfo, configs: list[PartitionConfig] | None = None) -> dict[str, bytes]:
+        puts = {f"/apps/{app.app_id}": json.dumps(app.to_dict()).encode()}
+        for config in configs or []:
+            puts[f"/apps/{app.app_id}/partitions/{config.pidx}"] = json.dumps(config.to_state()).encode()
+        return puts
+
+    # ----- liveness -----
+
+    def is_alive(self, address: str) -> bool:
+        node = self.nodes.get(address)
+        return node is not None and self.clock() - node.last_beacon_at < self.config.grace_seconds
+
+    def alive_nodes(self) -> list[str]:
+        return sorted(a for a, n in self.nodes.items() if n.ever_seen and self.is_alive(a))
+
+    # ----- tables -----
+
+    def _find_app(self, name: str, status: str = AS_AVAILABLE) -> AppInfo | None:
+        for app in self.apps.values():
+            if app.name == name and app.status == status:
+                return app
+        return None
+
+    def _require_app(self, name: str) -> AppInfo:
+        app = self._find_app(name)
+        if app is None:
+            raise PegasusError(ErrorCode.ERR_APP_NOT_EXIST, f"table {name!r} does not exist ('ls' lists tables)")
+        return app
+
+    def create_app(self, name: str, partition_count: int, replica_count: int, envs: dict | None = None) -> AppInfo:
+        if not TABLE_NAME.match(name):
+            raise PegasusError(
+                ErrorCode.ERR_INVALID_PARAMETERS,
+                f"invalid table name {name!r}: use letters, digits, '_', '.', '-', starting with a letter or '_'",
+            )
+        if not 1 <= partition_count <= MAX_PARTITIONS:
+            raise PegasusError(
+                ErrorCode.ERR_INVALID_PARAMETERS, f"partition count must be in [1, {MAX_PARTITIONS}], got {partition_count}"
+            )
+        if replica_count < 1:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"replica count must be >= 1, got {replica_count}")
+        if replica_count > MAX_REPLICA_COUNT:
+            raise PegasusError(
+                ErrorCode.ERR_INVALID_PARAMETERS,
+                f"replica count {replica_count} is not supported yet: PacificA replication is not built in this "
+                f"version, so tables have at most {MAX_REPLICA_COUNT} replica",
+            )
+        if self._find_app(name) is not None:
+            raise PegasusError(ErrorCode.ERR_APP_EXIST, f"table {name!r} already exists")
+        alive = self.alive_nodes()
+        if len(alive) < replica_count:
+            raise PegasusError(
+                ErrorCode.ERR_NOT_ENOUGH_MEMBER,
+                f"table {name!r} needs {replica_count} replica servers but {len(alive)} are alive "
+                "('nodes' lists them); start more or lower the replica count",
+            )
+        app = AppInfo(
+            app_id=self.next_app_id,
+            name=name,
+            partition_count=partition_count,
+            replica_count=replica_count,
+            status=AS_AVAILABLE,
+            create_time=time.time(),
+            envs=dict(envs or {}),
+        )
+        configs = []
+        load = self._replica_load()
+        for pidx in range(partition_count):
+            members = choose_replicas(alive, replica_count, load)
+            configs.append(PartitionConfig(app.app_id, pidx, ballot=1, primary=members[0], secondaries=members[1:]))
+        puts = self._app_puts(app, configs)
+        puts["/meta/next_app_id"] = str(app.app_id + 1).encode()
+        self.store.apply(puts)
+        self.next_app_id = app.app_id + 1
+        self.apps[app.app_id] = app
+        self.partitions[app.app_id] = configs
+        log.info("created table {name} app_id={id} partitions={p} replicas={r}", name=name, id=app.app_id,
+                 p=partition_count, r=replica_count)
+        return app
+
+    def _replica_load(self) -> dict[str, list[int]]:
+        """address -> [primary count, replica count] over available tables."""
+        load: dict[str, list[int]] = {}
+        for app in self.apps.values():
+            if app.status != AS_AVAILABLE:
+                continue
+            for config in self.partitions[app.app_id]:
+                if config.primary:
+                    load.setdefault(config.primary, [0, 0])[0] += 1
+                for address in config.members():
+                    load.setdefault(address, [0, 0])[1] += 1
+        return load
+
+    def drop_app(self, name: str, reserve_seconds: int | None) -> AppInfo:
+        app = self._require_app(name)
+        reserve = self.config.hold_seconds_for_dropped_app if reserve_seconds is None else reserve_seconds
+        if reserve < 0:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"reserve seconds must be >= 0, got {reserve}")
+        dropped = AppInfo(**{**app.to_dict(), "status": AS_DROPPED, "drop_time": time.time(),
+                             "expire_time": time.time() + reserve})
+        self.store.apply(self._app_puts(dropped))
+        self.apps[app.app_id] = dropped
+        log.info("dropped table {name} app_id={id}, reserved {s} s", name=name, id=app.app_id, s=reserve)
+        return dropped
+
+    def recall_app(self, app_id: int, new_name: str | None) -> AppInfo:
+        app = self.apps.get(app_id)
+        if app is None or app.status != AS_DROPPED:
+            raise PegasusError(
+                ErrorCode.ERR_APP_NOT_EXIST,
+                f"no dropped table with app_id {app_id} ('ls --drop' lists recallable tables)",
+            )
+        name = new_name or app.name
+        if self._find_app(name) is not None:
+            raise PegasusError(
+                ErrorCode.ERR_APP_EXIST, f"a table named {name!r} exists; recall under a new name: recall {app_id} NEW_NAME"
+            )
+        if not TABLE_NAME.match(name):
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"invalid table name {name!r}")
+        recalled = AppInfo(**{**app.to_dict(), "status": AS_AVAILABLE, "name": name, "drop_time": 0.0,
+                              "expire_time": 0.0})
+        self.store.apply(self._app_puts(recalled))
+        self.apps[app_id] = recalled
+        log.info("recalled table app_id={id} as {name}", id=app_id, name=name)
+        return recalled
+
+    def purge_expired_apps(self) -> None:
+        now = time.time()
+        expired = [a for a in self.apps.values() if a.status == AS_DROPPED and a.expire_time <= now]
+        if not expired:
+            return
+        purged = self.purged_app_ids + [a.app_id for a in expired]
+        self.store.apply({"/meta/purged_app_ids": json.dumps(purged).encode()}, [f"/apps/{a.app_id}" for a in expired])
+        self.purged_app_ids = purged
+        for app in expired:
+            del self.apps[app.app_id]
+            del self.partitions[app.app_id]
+            log.info("purged dropped table {name} app_id={id}", name=app.name, id=app.app_id)
+
+    # ----- beacons -----
+
+    def on_beacon(self, address: str, replicas: list[dict]) -> dict:
+        node = self.nodes.get(address)
+        if node is None:
+            node = self.nodes[address] = NodeState(address, self.clock())
+            log.info("replica server {a} joined", a=address)
+        elif not self.is_alive(address) and node.ever_seen:
+            log.info("replica server {a} is alive again", a=address)
+        node.last_beacon_at = self.clock()
+        node.ever_seen = True
+        for report in replicas:
+            app_id, pidx = report["gpid"]
+            configs = self.partitions.get(app_id)
+            if configs and 0 <= pidx < len(configs) and configs[pidx].primary == address:
+                configs[pidx].last_committed_decree = report.get("last_committed_decree", 0)
+        return {"assignments": self.assignments_for(address), "purged_app_ids": list(self.purged_app_ids)}
+
+    def assignments_for(self, address: str) -> list[dict]:
+        out = []
+        for app in self.apps.values():
+            if app.status != AS_AVAILABLE:
+                continue
+            for config in self.partitions[app.app_id]:
+                if address in config.members() or address in config.learners:
+                    out.append({**config.to_dict(), "app_name": app.name, "partition_count": app.partition_count})
+        return out
+
+    # ----- views -----
+
+    def node_infos(self) -> list[dict]:
+        load = self._replica_load()
+        now = self.clock()
+        infos = []
+        for address in sorted(self.nodes):
+            node = self.nodes[address]
+            age = now - node.last_beacon_at
+            primaries, replicas = load.get(address, [0, 0])
+            infos.append({
+                "address": address,
+                "status": "alive" if node.ever_seen and self.is_alive(address) else "unalive",
+                "last_beacon_age_ms": int(age * 1000) if node.ever_seen else -1,
+                "lease_remaining_ms": max(0, int((self.config.lease_seconds - age) * 1000)) if node.ever_seen else 0,
+                "primary_count": primaries,
+                "secondary_count": replicas - primaries,
+            })
+        return infos
+
+    def cluster_info(self) -> dict:
+        nodes = self.node_infos()
+        return {
+            "meta_servers": list(self.config.meta_servers),
+            "primary_meta": self.address,
+            "state_store": self.store.describe(),
+            "meta_level": self.meta_level,
+            "node_count": len(nodes),
+            "alive_node_count": sum(1 for n in nodes if n["status"] == "alive"),
+            "app_count": sum(1 for a in self.apps.values() if a.status == AS_AVAILABLE),
+            "dropped_app_count": sum(1 for a in self.apps.values() if a.status == AS_DROPPED),
+            "version": __version__,
+            "uptime_seconds": int(self.clock() - self.started_at),
+            "beacon_interval_seconds": self.config.beacon_interval_seconds,
+            "lease_seconds": self.config.lease_seconds,
+            "grace_seconds": self.config.grace_seconds,
+        }
+
+    def set_meta_level(self, level: str | None) -> dict:
+        old = self.meta_level
+        if level is not None:
+            if level not in META_LEVELS:
+                raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS,
+                                   f"meta level must be one of {', '.join(META_LEVELS)}, not {level!r}")
+            self.store.put("/meta/meta_level", level.encode())
+            self.meta_level = level
+        return {"level": self.meta_level, "old_level": old}
+
+    # ----- RPC wiring -----
+
+    def register(self, server: RpcServer) -> None:
+        server.register("meta.create_app", self._rpc_create_app)
+        server.register("meta.drop_app", self._rpc_drop_app)
+        server.register("meta.recall_app", self._rpc_recall_app)
+        server.register("meta.list_apps", self._rpc_list_apps)
+        server.register("meta.query_config", self._rpc_query_config)
+        server.register("meta.list_nodes", lambda body, ctx: {"nodes": self.node_infos()})
+        server.register("meta.cluster_info", lambda body, ctx: self.cluster_info())
+        server.register("meta.meta_level", self._rpc_meta_level)
+        server.register("meta.beacon", self._rpc_beacon)
+        server.register("node.remote_command", self._rpc_remote_command)
+        self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
+
+    def server_info(self) -> dict:
+        return {"role": "meta", "address": self.address, "version": __version__, "pid": os.getpid(),
+                "uptime_seconds": int(self.clock() - self.started_at), "state_store": self.store.describe()}
+
+    def _rpc_create_app(self, body, ctx):
+        b = expect(body, {"name": str, "partition_count": int, "replica_count": int}, optional={"envs": dict})
+        return {"app": self.create_app(b["name"], b["partition_count"], b["replica_count"], b.get("envs")).to_dict()}
+
+    def _rpc_drop_app(self, body, ctx):
+        b = expect(body, {"name": str}, optional={"reserve_seconds": int})
+        return {"app": self.drop_app(b["name"], b.get("reserve_seconds")).to_dict()}
+
+    def _rpc_recall_app(self, body, ctx):
+        b = expect(body, {"app_id": int}, optional={"new_name": str})
+        return {"app": self.recall_app(b["app_id"], b.get("new_name") or None).to_dict()}
+
+    def _rpc_list_apps(self, body, ctx):
+        b = expect(body, {}, optional={"status": str})
+        status = b.get("status", "available")
+        wanted = {"available": (AS_AVAILABLE,), "dropped": (AS_DROPPED,), "all": (AS_AVAILABLE, AS_DROPPED)}.get(status)
+        if wanted is None:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "status must be 'available', 'dropped' or 'all'")
+        apps = sorted((a for a in self.apps.values() if a.status in wanted), key=lambda a: a.app_id)
+        return {"apps": [a.to_dict() for a in apps]}
+
+    def _rpc_query_config(self, body, ctx):
+        b = expect(body, {"app_name": str})
+        app = self._require_app(b["app_name"])
+        return {"app": app.to_dict(), "partitions": [c.to_dict() for c in self.partitions[app.app_id]]}
+
+    def _rpc_meta_level(self, body, ctx):
+        b = expect(body, {}, optional={"level": str})
+        return self.set_meta_level(b.get("level"))
+
+    def _rpc_beacon(self, body, ctx):
+        b = expect(body, {"address": str, "replicas": list}, optional={"send_time_ms": int})
+        return self.on_beacon(b["address"], b["replicas"])
+
+    def _rpc_remote_command(self, body, ctx):
+        b = expect(body, {"command": str}, optional={"args": list})
+        return {"output": self.remote_commands.run(b["command"], [str(a) for a in b.get("args", [])])}
+
+    def start(self) -> None:
+        self._purge_loop.start(max(1.0, self.config.beacon_interval_seconds), now=False)
+
+    def stop(self) -> None:
+        if self._purge_loop.running:
+            self._purge_loop.stop()
+        self.store.close()

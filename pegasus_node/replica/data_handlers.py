@@ -1,0 +1,161 @@
+"""The ``rrdb.*`` data methods: decode a request body, route it to the hosted replica, shape the reply.
+
+Write methods become storage operations (``pegasus_node/storage/operations.py`` kinds) submitted to the
+replica's write pipeline; read methods read the replica's engine directly. TTLs arrive relative and are
+turned into absolute expiry times here, on the primary, so every replica applies the same value.
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.internet import defer
+
+from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.twisted_rpc import expect
+
+GPID = {"gpid": list}
+KEY = {"gpid": list, "hash_key": bytes, "sort_key": bytes}
+
+
+def expire_at(ttl_seconds: int, *, allow_clear: bool = False) -> int:
+    if ttl_seconds == 0:
+        return 0
+    if ttl_seconds == -1 and allow_clear:
+        return -1
+    if ttl_seconds < 0:
+        raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"ttl_seconds must be >= 0, got {ttl_seconds}")
+    return int(time.time()) + ttl_seconds
+
+
+def _raise_on_error(result: dict) -> dict:
+    if result.get("error"):
+        raise PegasusError(result["error"], result.get("message", ""))
+    return result
+
+
+class DataHandlers:
+    """Binds the rrdb methods to a ``lookup(gpid) -> PartitionReplica`` function."""
+
+    def __init__(self, lookup, max_value_bytes: int) -> None:
+        self.lookup = lookup
+        self.max_value_bytes = max_value_bytes
+
+    def register(self, server) -> None:
+        for name in ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set",
+                     "get", "multi_get", "sortkey_count", "ttl", "exist", "scan"):
+            server.register(f"rrdb.{name}", getattr(self, name))
+
+    def _check_value(self, value: bytes) -> None:
+        if len(value) > self.max_value_bytes:
+            raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
+                               f"value is {len(value)} bytes; the limit is {self.max_value_bytes}")
+
+    def _write(self, body: dict, op: dict) -> defer.Deferred:
+        replica = self.lookup(body["gpid"])
+        return replica.submit(op).addCallback(_raise_on_error)
+
+    def _read_engine(self, body: dict):
+        return self.lookup(body["gpid"]).readable_engine()
+
+    # ----- writes -----
+
+    def put(self, body, ctx):
+        b = expect(body, {**KEY, "value": bytes}, optional={"ttl_seconds": int})
+        self._check_value(b["value"])
+        op = {"op": "put", "hk": b["hash_key"], "sk": b["sort_key"], "v": b["value"],
+              "expire": expire_at(b.get("ttl_seconds", 0))}
+        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+
+    def remove(self, body, ctx):
+        b = expect(body, KEY)
+        op = {"op": "del", "hk": b["hash_key"], "sk": b["sort_key"]}
+        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+
+    def multi_put(self, body, ctx):
+        b = expect(body, {**GPID, "hash_key": bytes, "kvs": list}, optional={"ttl_seconds": int})
+        kvs = []
+        for pair in b["kvs"]:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, bytes) for x in pair)):
+                raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "kvs must be a list of [sort_key, value] bytes pairs")
+            self._check_value(pair[1])
+            kvs.append([pair[0], pair[1]])
+        if not kvs:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "multi_put needs at least one sort key")
+        op = {"op": "multi_put", "hk": b["hash_key"], "kvs": kvs, "expire": expire_at(b.get("ttl_seconds", 0))}
+        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+
+    def multi_remove(self, body, ctx):
+        b = expect(body, {**GPID, "hash_key": bytes, "sort_keys": list})
+        if not all(isinstance(sk, bytes) for sk in b["sort_keys"]):
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "sort_keys must be a list of bytes")
+        op = {"op": "multi_del", "hk": b["hash_key"], "sks": list(b["sort_keys"])}
+        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"], "count": r["count"]})
+
+    def incr(self, body, ctx):
+        b = expect(body, {**KEY, "increment": int}, optional={"ttl_seconds": int})
+        op = {"op": "incr", "hk": b["hash_key"], "sk": b["sort_key"], "by": b["increment"],
+              "expire": expire_at(b.get("ttl_seconds", 0), allow_clear=True)}
+        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"], "value": r["value"]})
+
+    def check_and_set(self, body, ctx):
+        b = expect(body, {**GPID, "hash_key": bytes, "check_sort_key": bytes, "check_type": int,
+                          "check_operand": bytes, "set_sort_key": bytes, "set_value": bytes},
+                   optional={"ttl_seconds": int, "return_check_value": bool})
+        self._check_value(b["set_value"])
+        op = {"op": "cas", "hk": b["hash_key"], "check_sk": b["check_sort_key"], "check_type": b["check_type"],
+              "operand": b["check_operand"], "set_sk": b["set_sort_key"], "set_v": b["set_value"],
+              "expire": expire_at(b.get("ttl_seconds", 0)), "return_check_value": b.get("return_check_value", False)}
+
+        def shape(r):
+            return {"decree": r["decree"], "set_succeed": r["set_succeed"],
+                    "check_value_exist": r["check_value_exist"], "check_value": r["check_value"]}
+
+        return self._write(b, op).addCallback(shape)
+
+    # ----- reads -----
+
+    def get(self, body, ctx):
+        b = expect(body, KEY, optional={"backup_request": bool})
+        return {"value": self._read_engine(b).get(b["hash_key"], b["sort_key"])}
+
+    def exist(self, body, ctx):
+        b = expect(body, KEY, optional={"backup_request": bool})
+        return {"exists": self._read_engine(b).exist(b["hash_key"], b["sort_key"])}
+
+    def ttl(self, body, ctx):
+        b = expect(body, KEY, optional={"backup_request": bool})
+        ttl = self._read_engine(b).ttl(b["hash_key"], b["sort_key"])
+        return {"exists": ttl is not None, "ttl_seconds": -1 if ttl is None else ttl}
+
+    def sortkey_count(self, body, ctx):
+        b = expect(body, {**GPID, "hash_key": bytes}, optional={"backup_request": bool})
+        return {"count": self._read_engine(b).sortkey_count(b["hash_key"])}
+
+    def multi_get(self, body, ctx):
+        b = expect(body, {**GPID, "hash_key": bytes},
+                   optional={"sort_keys": list, "start_sort_key": bytes, "stop_sort_key": bytes,
+                             "start_inclusive": bool, "stop_inclusive": bool, "max_kv_count": int,
+                             "max_kv_size": int, "no_value": bool, "backup_request": bool})
+        sort_keys = b.get("sort_keys")
+        if sort_keys is not None and not all(isinstance(sk, bytes) for sk in sort_keys):
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "sort_keys must be a list of bytes")
+        kvs, complete = self._read_engine(b).multi_get(
+            b["hash_key"], sort_keys or None,
+            start_sk=b.get("start_sort_key", b""), stop_sk=b.get("stop_sort_key", b""),
+            start_inclusive=b.get("start_inclusive", True), stop_inclusive=b.get("stop_inclusive", False),
+            max_kv_count=b.get("max_kv_count", -1), max_kv_size=b.get("max_kv_size", -1),
+            no_value=b.get("no_value", False))
+        return {"kvs": [[sk, v] for sk, v in kvs], "complete": complete}
+
+    def scan(self, body, ctx):
+        b = expect(body, {**GPID, "start_key": bytes, "stop_key": bytes},
+                   optional={"start_inclusive": bool, "stop_inclusive": bool, "batch_size": int,
+                             "no_value": bool, "backup_request": bool})
+        batch_size = b.get("batch_size", 1000)
+        if not 1 <= batch_size <= 100_000:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"batch_size must be in [1, 100000], got {batch_size}")
+        kvs, next_key = self._read_engine(b).scan(
+            b["start_key"], b["stop_key"], b.get("start_inclusive", True), b.get("stop_inclusive", False),
+            batch_size, no_value=b.get("no_value", False))
+        return {"kvs": [[hk, sk, v] for hk, sk, v in kvs], "next_start_key": next_key}
