@@ -202,6 +202,14 @@ class Onebox:
                                    f"{READY_TIMEOUT_SECONDS:.0f} s; see the logs under {self.data_dir}")
             yield task.deferLater(reactor, 0.2, lambda: None)
 
+    def watch_children(self) -> None:
+        """Reap children that exit (a person may kill -9 one to test failover) and say so once."""
+        for process in self.processes:
+            child = self.children[process.name]
+            if child.returncode is None and child.poll() is not None:
+                print(f"{process.name} (pid {child.pid}) exited with code {child.returncode}; restart it alone with "
+                      f"the command in {self.data_dir / 'onebox.json'}", flush=True)
+
     def stop_all(self, timeout: float = 10.0) -> None:
         for child in self.children.values():
             if child.poll() is None:
@@ -241,6 +249,7 @@ def run_onebox(args) -> int:
             reactor.stop()
             return
         print(f"onebox ready: meta={box.meta_address}", flush=True)
+        task.LoopingCall(box.watch_children).start(1.0, now=False)
         print(f"processes and restart commands: {data_dir / 'onebox.json'}; Ctrl-C stops them all", flush=True)
 
     reactor.callWhenRunning(start)
