@@ -49,10 +49,13 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
 
     from pegasus_node.twisted_rpc import RpcServer
 
+    from pegasus_node.fail_points import FailPointRegistry
+
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     start_logging(data_dir / f"{role}.log")
-    server = RpcServer(role, max_frame_bytes=config.max_frame_bytes)
+    fail_points = FailPointRegistry(config.fail_points)
+    server = RpcServer(role, max_frame_bytes=config.max_frame_bytes, fail_points=fail_points)
     try:
         listening = server.listen(port, interface=config.listen_host)
     except CannotListenError as exc:
@@ -61,12 +64,15 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
         return 1
     address = public_address(config, listening.getHost().port)
     try:
-        node = _build(role, config, address)
+        node = _build(role, config, address, fail_points)
     except PegasusError as exc:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         listening.stopListening()
         return 1
     node.register(server)
+    node.remote_commands.register("fail-point", fail_points.remote_command,
+                                  "fail-point list | set NAME ACTION | clear [NAME|all]")
+    server.add_http_json("/failpoints", fail_points.http)
     node.start()
     if exit_with_parent:
         watch_parent(reactor, exit_with_parent)
@@ -78,7 +84,7 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
     return 0
 
 
-def _build(role: str, config: NodeConfig, address: str):
+def _build(role: str, config: NodeConfig, address: str, fail_points):
     if role == "meta":
         from pegasus_node.meta.server import MetaServer
         from pegasus_node.meta.state_store import open_state_store
@@ -88,4 +94,4 @@ def _build(role: str, config: NodeConfig, address: str):
         return MetaServer(config, store, address=address)
     from pegasus_node.replica.server import ReplicaServer
 
-    return ReplicaServer(config, address=address)
+    return ReplicaServer(config, address=address, fail_points=fail_points)

@@ -18,6 +18,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.storage.engine import StorageEngine
 from pegasus_node.storage.mutation import Mutation
 
@@ -50,12 +51,13 @@ def op_size(op: dict) -> int:
 
 class PartitionReplica:
     def __init__(self, gpid: tuple[int, int], directory: Path, *, fsync: bool, segment_max_bytes: int,
-                 cluster_id: int) -> None:
+                 cluster_id: int, fail_points: FailPointRegistry) -> None:
         self.gpid = gpid
         self.directory = directory
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self.cluster_id = cluster_id
+        self.fail_points = fail_points
         self.status = OPENING
         self.ballot = 0
         self.app_name = ""
@@ -153,8 +155,13 @@ class PartitionReplica:
         wal.append(mutation)
         batch = wal.take_batch()
         self._syncing = True
-        d = threads.deferToThread(wal.write_batch, batch)
+        d = threads.deferToThread(self._write_batch, wal, batch)
         d.addCallbacks(self._on_durable, self._on_sync_failed, callbackArgs=(mutation, taken), errbackArgs=(taken,))
+
+    def _write_batch(self, wal, batch) -> None:
+        """Runs in a worker thread: the one fsync that covers every mutation of the batch."""
+        self.fail_points.before_wal_write()
+        wal.write_batch(batch)
 
     def _on_durable(self, _, mutation: Mutation, taken: list[PendingWrite]) -> None:
         self._syncing = False

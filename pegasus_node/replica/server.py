@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from pegasus_node import __version__
 from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replica.data_handlers import DataHandlers
 from pegasus_node.replica.partition import (
@@ -28,13 +29,14 @@ log = Logger(namespace="pegasus.replica_server")
 
 
 class ReplicaServer:
-    def __init__(self, config: NodeConfig, *, address: str, pool: RpcClientPool | None = None,
+    def __init__(self, config: NodeConfig, *, address: str, fail_points: FailPointRegistry | None = None,
                  clock=time.monotonic) -> None:
         self.config = config
         self.address = address
         self.clock = clock
         self.started_at = clock()
-        self.pool = pool or RpcClientPool()
+        self.fail_points = fail_points or FailPointRegistry()
+        self.pool = RpcClientPool(fail_points=self.fail_points)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}
         self.lease_valid_until = 0.0
         self._meta_index = 0
@@ -96,7 +98,7 @@ class ReplicaServer:
             if replica is None:
                 replica = PartitionReplica(gpid, replica_dir(self.config.data_dir, *gpid), fsync=self.config.fsync,
                                            segment_max_bytes=self.config.wal_segment_max_bytes,
-                                           cluster_id=self.config.cluster_id)
+                                           cluster_id=self.config.cluster_id, fail_points=self.fail_points)
                 self.replicas[gpid] = replica
                 opening.append(replica.open())
             replica.app_name = assignment.get("app_name", "")
