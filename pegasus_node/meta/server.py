@@ -7,6 +7,7 @@ configuration reaches them, and a restarted replica server or meta server conver
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -28,6 +29,7 @@ log = Logger(namespace="pegasus.meta")
 
 META_LEVELS = ("freezed", "steady", "lively")
 MAX_PARTITIONS = 4096
+MAX_EVENTS = 1000
 # Raised when the replica server hosts secondaries (PacificA replication).
 MAX_REPLICA_COUNT = 1
 
@@ -37,6 +39,7 @@ class NodeState:
     address: str
     last_beacon_at: float  # time.monotonic() at the meta server
     ever_seen: bool = False
+    declared_dead: bool = False
 
 
 class MetaServer:
@@ -53,8 +56,10 @@ class MetaServer:
         self.meta_level = config.meta_level
         self.purged_app_ids: list[int] = []
         self.remote_commands = RemoteCommands()
+        self.events: collections.deque[dict] = collections.deque(maxlen=MAX_EVENTS)
+        self._event_seq = 0
         self._load()
-        self._purge_loop = task.LoopingCall(self.purge_expired_apps)
+        self._tick_loop = task.LoopingCall(self.tick)
 
     # ----- persistence -----
 
@@ -88,6 +93,16 @@ class MetaServer:
         for config in configs or []:
             puts[f"/apps/{app.app_id}/partitions/{config.pidx}"] = json.dumps(config.to_state()).encode()
         return puts
+
+    # ----- events (for operators and the live monitor) -----
+
+    def record_event(self, kind: str, message: str, **fields) -> None:
+        self._event_seq += 1
+        self.events.append({"seq": self._event_seq, "time": time.time(), "kind": kind, "message": message, **fields})
+        log.info("event {kind}: {message}", kind=kind, message=message)
+
+    def events_since(self, since: int) -> dict:
+        return {"events": [e for e in self.events if e["seq"] > since], "last_seq": self._event_seq}
 
     # ----- liveness -----
 
@@ -159,8 +174,8 @@ class MetaServer:
         self.next_app_id = app.app_id + 1
         self.apps[app.app_id] = app
         self.partitions[app.app_id] = configs
-        log.info("created table {name} app_id={id} partitions={p} replicas={r}", name=name, id=app.app_id,
-                 p=partition_count, r=replica_count)
+        self.record_event("table_created", f"created table {name} (app_id {app.app_id}, {partition_count} "
+                          f"partitions, {replica_count} replicas)", app_id=app.app_id)
         return app
 
     def _replica_load(self) -> dict[str, list[int]]:
@@ -185,7 +200,8 @@ class MetaServer:
                              "expire_time": time.time() + reserve})
         self.store.apply(self._app_puts(dropped))
         self.apps[app.app_id] = dropped
-        log.info("dropped table {name} app_id={id}, reserved {s} s", name=name, id=app.app_id, s=reserve)
+        self.record_event("table_dropped", f"dropped table {name} (app_id {app.app_id}), recallable for {reserve} s",
+                          app_id=app.app_id)
         return dropped
 
     def recall_app(self, app_id: int, new_name: str | None) -> AppInfo:
@@ -206,8 +222,17 @@ class MetaServer:
                               "expire_time": 0.0})
         self.store.apply(self._app_puts(recalled))
         self.apps[app_id] = recalled
-        log.info("recalled table app_id={id} as {name}", id=app_id, name=name)
+        self.record_event("table_recalled", f"recalled table app_id {app_id} as {name}", app_id=app_id)
         return recalled
+
+    def tick(self) -> None:
+        """Periodic duties: declare servers dead after the grace period, purge expired dropped tables."""
+        for node in self.nodes.values():
+            if not node.declared_dead and not self.is_alive(node.address):
+                node.declared_dead = True
+                self.record_event("node_dead", f"replica server {node.address} declared dead: no beacon for "
+                                  f"{self.config.grace_seconds:g} s", address=node.address)
+        self.purge_expired_apps()
 
     def purge_expired_apps(self) -> None:
         now = time.time()
@@ -220,7 +245,8 @@ class MetaServer:
         for app in expired:
             del self.apps[app.app_id]
             del self.partitions[app.app_id]
-            log.info("purged dropped table {name} app_id={id}", name=app.name, id=app.app_id)
+            self.record_event("table_purged", f"purged dropped table {app.name} (app_id {app.app_id})",
+                              app_id=app.app_id)
 
     # ----- beacons -----
 
@@ -228,11 +254,12 @@ class MetaServer:
         node = self.nodes.get(address)
         if node is None:
             node = self.nodes[address] = NodeState(address, self.clock())
-            log.info("replica server {a} joined", a=address)
-        elif not self.is_alive(address) and node.ever_seen:
-            log.info("replica server {a} is alive again", a=address)
+            self.record_event("node_alive", f"replica server {address} joined", address=address)
+        elif not node.ever_seen or not self.is_alive(address):
+            self.record_event("node_alive", f"replica server {address} is alive", address=address)
         node.last_beacon_at = self.clock()
         node.ever_seen = True
+        node.declared_dead = False
         for report in replicas:
             app_id, pidx = report["gpid"]
             configs = self.partitions.get(app_id)
@@ -310,6 +337,7 @@ class MetaServer:
         server.register("meta.cluster_info", lambda body, ctx: self.cluster_info())
         server.register("meta.meta_level", self._rpc_meta_level)
         server.register("meta.beacon", self._rpc_beacon)
+        server.register("meta.events", self._rpc_events)
         server.register("node.remote_command", self._rpc_remote_command)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
 
@@ -351,14 +379,18 @@ class MetaServer:
         b = expect(body, {"address": str, "replicas": list}, optional={"send_time_ms": int})
         return self.on_beacon(b["address"], b["replicas"])
 
+    def _rpc_events(self, body, ctx):
+        b = expect(body, {}, optional={"since": int})
+        return self.events_since(b.get("since", 0))
+
     def _rpc_remote_command(self, body, ctx):
         b = expect(body, {"command": str}, optional={"args": list})
         return {"output": self.remote_commands.run(b["command"], [str(a) for a in b.get("args", [])])}
 
     def start(self) -> None:
-        self._purge_loop.start(max(1.0, self.config.beacon_interval_seconds), now=False)
+        self._tick_loop.start(min(1.0, self.config.beacon_interval_seconds), now=False)
 
     def stop(self) -> None:
-        if self._purge_loop.running:
-            self._purge_loop.stop()
+        if self._tick_loop.running:
+            self._tick_loop.stop()
         self.store.close()

@@ -37,14 +37,28 @@ def _raise_on_error(result: dict) -> dict:
 class DataHandlers:
     """Binds the rrdb methods to a ``lookup(gpid) -> PartitionReplica`` function."""
 
+    WRITES = ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set")
+    READS = ("get", "multi_get", "sortkey_count", "ttl", "exist", "scan")
+
     def __init__(self, lookup, max_value_bytes: int) -> None:
         self.lookup = lookup
         self.max_value_bytes = max_value_bytes
+        # Totals since start; the monitor turns them into ops/s between two polls.
+        self.counters = {"reads": 0, "writes": 0}
 
     def register(self, server) -> None:
-        for name in ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set",
-                     "get", "multi_get", "sortkey_count", "ttl", "exist", "scan"):
-            server.register(f"rrdb.{name}", getattr(self, name))
+        for kind, names in (("writes", self.WRITES), ("reads", self.READS)):
+            for name in names:
+                server.register(f"rrdb.{name}", self._counted(kind, getattr(self, name)))
+
+    def _counted(self, kind: str, handler):
+        counters = self.counters
+
+        def handle(body, ctx):
+            counters[kind] += 1
+            return handler(body, ctx)
+
+        return handle
 
     def _check_value(self, value: bytes) -> None:
         if len(value) > self.max_value_bytes:

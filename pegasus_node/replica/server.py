@@ -157,7 +157,7 @@ class ReplicaServer:
             if replica.engine is not None:
                 entry["stats"] = replica.engine.stats()
             replicas.append(entry)
-        return {"address": self.address, "lease_valid": self.lease_valid(),
+        return {"address": self.address, "lease_valid": self.lease_valid(), "counters": dict(self.data.counters),
                 "lease_remaining_ms": max(0, int((self.lease_valid_until - self.clock()) * 1000)),
                 "replicas": replicas}
 

@@ -136,3 +136,23 @@ def test_unreadable_state_file_is_a_clear_error(tmp_path):
     (tmp_path / "meta_state.json").write_text("{not json")
     with pytest.raises(StateStoreError, match="unreadable"):
         FileStateStore(tmp_path / "meta_state.json")
+
+
+def test_events_record_tables_and_liveness(tmp_path):
+    clock = FakeClockless()
+    meta = make_meta(tmp_path, clock, lease_seconds=4.0, grace_seconds=5.0)
+    beacon_all(meta, NODES)
+    meta.create_app("t1", 2, 1)
+    clock.now += 6
+    meta.on_beacon(NODES[0], [])
+    meta.tick()
+    kinds = [(e["kind"], e.get("address")) for e in meta.events_since(0)["events"]]
+    assert kinds.count(("node_alive", NODES[1])) == 1
+    assert ("table_created", None) in kinds
+    assert ("node_dead", NODES[1]) in kinds and ("node_dead", NODES[2]) in kinds
+    assert ("node_dead", NODES[0]) not in kinds
+    last = meta.events_since(0)["last_seq"]
+    meta.tick()
+    assert meta.events_since(last)["events"] == []
+    meta.on_beacon(NODES[1], [])
+    assert [e["kind"] for e in meta.events_since(last)["events"]] == ["node_alive"]
