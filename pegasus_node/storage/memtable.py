@@ -1,0 +1,73 @@
+"""The in-memory table: encoded storage key -> Record, kept sorted so that range scans are plain iteration.
+
+Besides the sorted map there is an expiry index ``(expire_ts, key)``, so that records whose TTL has passed
+can be dropped in O(log n) each instead of by a full sweep. Expired records are otherwise invisible to
+reads; dropping them only keeps memory and checkpoints from growing without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, NamedTuple
+
+from sortedcontainers import SortedDict, SortedList
+
+
+class Record(NamedTuple):
+    value: bytes
+    expire_ts: int  # absolute Unix epoch seconds; 0 = never expires
+    timetag: int  # see pegasus_node.base.timetag
+
+
+def is_expired(record: Record, now: float) -> bool:
+    return record.expire_ts > 0 and record.expire_ts <= now
+
+
+class Memtable:
+    def __init__(self, items: Iterable[tuple[bytes, Record]] = ()) -> None:
+        self.data: SortedDict = SortedDict(items)
+        self._expiry = SortedList((rec.expire_ts, key) for key, rec in self.data.items() if rec.expire_ts > 0)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get(self, key: bytes) -> Record | None:
+        """The stored record, expired or not."""
+        return self.data.get(key)
+
+    def get_live(self, key: bytes, now: float) -> Record | None:
+        record = self.data.get(key)
+        if record is None or is_expired(record, now):
+            return None
+        return record
+
+    def put(self, key: bytes, record: Record) -> None:
+        old = self.data.get(key)
+        if old is not None and old.expire_ts > 0:
+            self._expiry.discard((old.expire_ts, key))
+        self.data[key] = record
+        if record.expire_ts > 0:
+            self._expiry.add((record.expire_ts, key))
+
+    def delete(self, key: bytes) -> Record | None:
+        old = self.data.pop(key, None)
+        if old is not None and old.expire_ts > 0:
+            self._expiry.discard((old.expire_ts, key))
+        return old
+
+    def purge_expired(self, now: float) -> int:
+        """Drop every record that has expired at ``now``; returns how many were dropped."""
+        dropped = 0
+        while self._expiry and self._expiry[0][0] <= now:
+            _, key = self._expiry.pop(0)
+            del self.data[key]
+            dropped += 1
+        return dropped
+
+    def irange(
+        self, minimum: bytes | None, maximum: bytes | None, inclusive: tuple[bool, bool] = (True, True)
+    ) -> Iterator[bytes]:
+        return self.data.irange(minimum, maximum, inclusive)
+
+    def items(self) -> list[tuple[bytes, Record]]:
+        """A shallow copy of every (key, record) in key order (records are immutable, so this is a snapshot)."""
+        return list(self.data.items())
