@@ -49,6 +49,7 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
 
     from pegasus_node.twisted_rpc import RpcServer
 
+    from pegasus_node.bench.workloads import ECHO_METHOD, echo_handler
     from pegasus_node.fail_points import FailPointRegistry
 
     data_dir = Path(config.data_dir)
@@ -70,6 +71,8 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
         listening.stopListening()
         return 1
     node.register(server)
+    # The transport's ceiling: `pegasus-bench ceiling --target ADDR` measures the bare RPC path to this node.
+    server.register(ECHO_METHOD, echo_handler)
     node.remote_commands.register("fail-point", fail_points.remote_command,
                                   "fail-point list | set NAME ACTION | clear [NAME|all]")
     server.add_http_json("/failpoints", fail_points.http)
