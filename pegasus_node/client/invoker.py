@@ -1,0 +1,170 @@
+"""Send one table's requests to the right replica: routing, retries, configuration refresh, backup requests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
+
+from pegasus_node.client.backup_request import race_with_backup
+from pegasus_node.client.errors import AmbiguousResultError, PegasusTimeoutError, TableNotFoundError
+from pegasus_node.client.partition_cache import PartitionConfigCache, PartitionInfo, TableConfig
+from pegasus_node.client.retry import (
+    REFRESH_CONFIG_ERRORS,
+    TRANSIENT_ERRORS,
+    Backoff,
+    Deadline,
+    attempt_timeout_seconds,
+    may_retry,
+)
+from pegasus_node.errors import ErrorCode, PegasusError
+
+
+@dataclass
+class InvokerStats:
+    attempts: int = 0
+    retries: int = 0
+    backup_requests: int = 0
+
+
+class PartitionInvoker:
+    def __init__(
+        self,
+        *,
+        pool: Any,
+        clock: Any,
+        cache: PartitionConfigCache,
+        backup_delay_seconds: float = 0.0,
+        check_open: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._pool = pool
+        self.check_open = check_open  # raises ClientClosedError once the client is closed
+        self._clock = clock
+        self.cache = cache
+        self.backup_delay_seconds = backup_delay_seconds
+        self.stats = InvokerStats()
+
+    async def call(
+        self,
+        method: str,
+        body: dict,
+        *,
+        deadline: Deadline,
+        hash_key: bytes | None = None,
+        partition: int | None = None,
+        read: bool,
+        idempotent: bool,
+    ) -> Any:
+        """Send ``body`` (plus its ``gpid``) to the primary of the partition of ``hash_key`` (or ``partition``).
+
+        Retries until the deadline as :mod:`pegasus_node.client.retry` allows; reads may also go to a
+        secondary as a backup request. Raises the replica's error, :class:`PegasusTimeoutError`,
+        :class:`AmbiguousResultError` or :class:`TableNotFoundError`.
+        """
+        operation = f"{method} on table {self.cache.table_name!r}"
+        backoff = Backoff()
+        last_error: BaseException | None = None
+        stale_version: int | None = None  # the configuration version that an attempt found out of date
+        first = True
+        while True:
+            self.check_open()  # a closed client stops retrying at once
+            if deadline.expired():
+                raise PegasusTimeoutError(
+                    f"{operation} did not succeed within {deadline.timeout_seconds:g}s", last_error
+                )
+            if not first:
+                self.stats.retries += 1
+            first = False
+            # Refresh after the backoff sleep, not before it, so that the retry sees the newest configuration.
+            if stale_version is not None:
+                await self._refresh(stale_version, deadline)
+                stale_version = None
+            try:
+                config = await self._bounded(self.cache.get(), deadline)
+            except TableNotFoundError:
+                raise
+            except (PegasusError, DeferredTimeoutError) as e:
+                last_error = e
+                await backoff.sleep(self._clock, deadline)
+                continue
+            part = self._route(config, hash_key, partition)
+            if not part.primary:
+                last_error = PegasusError(
+                    ErrorCode.ERR_INVALID_STATE, f"partition {config.app_id}.{part.index} has no primary"
+                )
+                stale_version = config.version
+                await backoff.sleep(self._clock, deadline)
+                continue
+            body["gpid"] = [config.app_id, part.index]
+            try:
+                self.stats.attempts += 1
+                return await self._send(part, method, body, deadline, read=read, idempotent=idempotent)
+            except PegasusError as e:
+                if not may_retry(e, idempotent=idempotent):
+                    if not idempotent and e.code in TRANSIENT_ERRORS:
+                        raise AmbiguousResultError(operation, e) from e
+                    raise
+                last_error = e
+                if e.code in REFRESH_CONFIG_ERRORS:
+                    stale_version = config.version
+                await backoff.sleep(self._clock, deadline)
+
+    @staticmethod
+    def _route(config: TableConfig, hash_key: bytes | None, partition: int | None) -> PartitionInfo:
+        if hash_key is not None:
+            return config.partition_of(hash_key)
+        assert partition is not None
+        if partition >= config.partition_count:
+            raise PegasusError(
+                ErrorCode.ERR_INCONSISTENT_STATE,
+                f"table {config.name!r} now has {config.partition_count} partitions; "
+                f"partition {partition} no longer exists",
+            )
+        return config.partitions[partition]
+
+    def _send(
+        self, part: PartitionInfo, method: str, body: dict, deadline: Deadline, *, read: bool, idempotent: bool
+    ) -> Deferred:
+        attempt_timeout = max(attempt_timeout_seconds(deadline, idempotent=idempotent), 0.001)
+
+        def to_primary() -> Deferred:
+            return self._pool.call(part.primary, method, body, attempt_timeout)
+
+        if not read or self.backup_delay_seconds <= 0 or not part.secondaries:
+            return to_primary()
+
+        def to_secondary() -> Deferred | None:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                return None
+            self.stats.backup_requests += 1
+            secondary = random.choice(part.secondaries)
+            return self._pool.call(secondary, method, dict(body, backup_request=True), remaining)
+
+        return race_with_backup(self._clock, to_primary, to_secondary, self.backup_delay_seconds)
+
+    async def _refresh(self, stale_version: int, deadline: Deadline) -> None:
+        """Ask for a configuration newer than ``stale_version`` (coalesced), waiting no longer than the deadline.
+
+        A meta server that cannot answer is not fatal here: the retry goes on with what we have.
+        """
+        try:
+            await self._bounded(self.cache.refresh(stale_version=stale_version), deadline)
+        except TableNotFoundError:
+            raise
+        except (PegasusError, DeferredTimeoutError):
+            pass
+
+    async def _bounded(self, d: Deferred, deadline: Deadline) -> Any:
+        if d.called:
+            return await d
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            d.addErrback(lambda _: None)
+            d.cancel()
+            raise DeferredTimeoutError("deadline passed")
+        d.addTimeout(remaining, self._clock)
+        return await d

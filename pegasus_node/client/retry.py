@@ -1,0 +1,115 @@
+"""Deadlines, backoff, and which failures may be retried.
+
+Every operation has one deadline; attempts, configuration refreshes and backoff sleeps all live inside it.
+Idempotent operations (reads, put, remove, multi_put, multi_remove) are retried on any transient failure,
+and one attempt gets at most half of the operation's timeout (at least 1 s), so that a replica that hangs
+cannot use up the whole deadline: the retry asks the meta server again and may find a new primary.
+Non-idempotent ones (incr, check_and_set) only when the request certainly did not execute: the replica
+said it is not the primary or does not host the partition, it was too busy to take the request, or the
+connection could not even be made.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+
+from pegasus_node.errors import ErrorCode, PegasusError
+
+# The replica's answer (or the lost connection, or its silence) says our configuration may be stale: ask
+# the meta server.
+REFRESH_CONFIG_ERRORS = frozenset(
+    {
+        ErrorCode.ERR_INVALID_STATE,
+        ErrorCode.ERR_OBJECT_NOT_FOUND,
+        ErrorCode.ERR_NETWORK_FAILURE,
+        ErrorCode.ERR_TIMEOUT,
+    }
+)
+
+# Worth another attempt for an idempotent operation.
+TRANSIENT_ERRORS = REFRESH_CONFIG_ERRORS | frozenset(
+    {
+        ErrorCode.ERR_BUSY,
+        ErrorCode.ERR_NOT_ENOUGH_MEMBER,
+        ErrorCode.ERR_TIMEOUT,
+        ErrorCode.ERR_SHUTTING_DOWN,
+    }
+)
+
+# The replica refused the request before executing it.
+NOT_EXECUTED_ERRORS = frozenset(
+    {ErrorCode.ERR_INVALID_STATE, ErrorCode.ERR_OBJECT_NOT_FOUND, ErrorCode.ERR_BUSY}
+)
+
+INITIAL_BACKOFF_SECONDS = 0.01
+MAX_BACKOFF_SECONDS = 0.5
+MIN_ATTEMPT_SECONDS = 1.0
+
+
+class Deadline:
+    """An absolute point on the reactor's clock."""
+
+    def __init__(self, clock: Any, timeout_seconds: float) -> None:
+        self._clock = clock
+        self.timeout_seconds = timeout_seconds
+        self.expires_at = clock.seconds() + timeout_seconds
+
+    def remaining(self) -> float:
+        return self.expires_at - self._clock.seconds()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+class Backoff:
+    """Exponential backoff with jitter: 10 ms doubling, capped, never sleeping past the deadline."""
+
+    def __init__(self, initial: float = INITIAL_BACKOFF_SECONDS, cap: float = MAX_BACKOFF_SECONDS) -> None:
+        self._next = initial
+        self._cap = cap
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._cap, self._next * 2)
+        # Jitter spreads the retries of many clients that failed together.
+        return delay * random.uniform(0.5, 1.0)
+
+    def sleep(self, clock: Any, deadline: Deadline) -> Deferred:
+        return sleep(clock, min(self.next_delay(), max(0.0, deadline.remaining())))
+
+
+def attempt_timeout_seconds(deadline: Deadline, *, idempotent: bool) -> float:
+    """How long one attempt may wait for its reply. A non-idempotent one is never retried after a timeout,
+    so it gets all the time that remains."""
+    remaining = deadline.remaining()
+    if not idempotent:
+        return remaining
+    return min(remaining, max(MIN_ATTEMPT_SECONDS, deadline.timeout_seconds / 2))
+
+
+def sleep(clock: Any, seconds: float) -> Deferred:
+    return deferLater(clock, seconds, lambda: None)
+
+
+# RpcClientPool's messages for a call that failed before its request was written: the connect failed, or
+# the address is in connect backoff. (A lost connection says "connection to ... lost", and is ambiguous.)
+_CONNECT_FAILURE_PREFIXES = ("cannot connect to ",)
+_CONNECT_FAILURE_MARKERS = (" is unreachable (",)
+
+
+def is_connect_failure(error: PegasusError) -> bool:
+    """True when the connection could not be made, so the request was certainly never sent."""
+    if error.code != ErrorCode.ERR_NETWORK_FAILURE:
+        return False
+    message = error.message
+    return message.startswith(_CONNECT_FAILURE_PREFIXES) or any(m in message for m in _CONNECT_FAILURE_MARKERS)
+
+
+def may_retry(error: PegasusError, *, idempotent: bool) -> bool:
+    if idempotent:
+        return error.code in TRANSIENT_ERRORS
+    return error.code in NOT_EXECUTED_ERRORS or is_connect_failure(error)
