@@ -1,0 +1,102 @@
+"""The fault-injection hook, driven by a small real fail-point object."""
+
+import pytest
+import pytest_twisted
+
+from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.twisted_rpc import DROP, delay
+
+from .rpc_test_support import sleep
+
+
+class ScriptedFailPoints:
+    """Answers ``before_send`` from a table keyed by (kind, method); records every question."""
+
+    def __init__(self, actions: dict[tuple[str, str], object]) -> None:
+        self.actions = actions
+        self.asked: list[tuple[str, str, str]] = []
+
+    def before_send(self, kind: str, address: str, method: str):
+        self.asked.append((kind, address, method))
+        return self.actions.get((kind, method))
+
+
+async def expect_error(d, code):
+    with pytest.raises(PegasusError) as info:
+        await d
+    assert info.value.code == code
+    return info.value
+
+
+@pytest_twisted.async_fixture
+async def counting_server(make_server):
+    def start(**options):
+        server, port = make_server(**options)
+        calls = []
+        server.register("count", lambda body, ctx: calls.append(body) or len(calls))
+        return server, f"127.0.0.1:{port}", calls
+
+    return start
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_drop_never_sends_and_the_call_times_out(counting_server, make_pool):
+    _, address, calls = counting_server()
+    points = ScriptedFailPoints({("request", "count"): DROP})
+    pool = make_pool(fail_points=points)
+    await expect_error(pool.call(address, "count", "lost", 0.05), ErrorCode.ERR_TIMEOUT)
+    assert await pool.ping(address)  # other methods pass
+    assert calls == []
+    assert points.asked == [("request", address, "count"), ("request", address, "node.ping")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_delay_sends_later(counting_server, make_pool):
+    _, address, calls = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): delay(0.2)}))
+    d = pool.call(address, "count", "late", 5.0)
+    await sleep(0.05)
+    assert calls == [] and not d.called
+    assert await d == 1
+    assert calls == ["late"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_delayed_request_whose_deadline_passes_is_never_sent(counting_server, make_pool):
+    _, address, calls = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): delay(0.2)}))
+    await expect_error(pool.call(address, "count", "too late", 0.05), ErrorCode.ERR_TIMEOUT)
+    await sleep(0.25)
+    assert calls == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_reply_drop_and_delay(counting_server, pool):
+    points = ScriptedFailPoints({("reply", "count"): DROP, ("reply", "node.ping"): delay(0.1)})
+    _, address, calls = counting_server(fail_points=points)
+    await expect_error(pool.call(address, "count", "ran", 0.1), ErrorCode.ERR_TIMEOUT)
+    assert calls == ["ran"]  # the handler ran; only its reply was lost
+    d = pool.ping(address, timeout=5.0)
+    await sleep(0.03)
+    assert not d.called
+    assert (await d)["role"] == "test"
+    kinds = {(kind, method) for kind, _, method in points.asked}
+    assert kinds == {("reply", "count"), ("reply", "node.ping")}
+    assert all(address_.startswith("127.0.0.1:") for _, address_, _ in points.asked)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unknown_action_is_reported(counting_server, make_pool):
+    _, address, _ = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): "explode"}))
+    error = await expect_error(pool.call(address, "count", None, 1.0), ErrorCode.ERR_UNKNOWN)
+    assert "explode" in error.message
+
+
+@pytest_twisted.ensureDeferred
+async def test_pool_close_fails_held_requests(counting_server, make_pool):
+    _, address, _ = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): DROP}))
+    d = pool.call(address, "count", None, None)
+    await pool.close()
+    await expect_error(d, ErrorCode.ERR_NETWORK_FAILURE)
