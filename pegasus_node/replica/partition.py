@@ -1,10 +1,11 @@
 """One hosted partition replica: its storage engine and its write pipeline.
 
-Writes are batched and group-committed: while one fsync runs in a worker thread, new client writes queue;
-when it finishes, everything queued (up to a cap) becomes the next mutation, logged with one more fsync.
-A write is acknowledged only after its mutation is durable and applied, so an acknowledged write survives
-``kill -9``. A failed fsync puts the replica into ERROR: it refuses writes from then on (the log's state
-after a failed fsync is unknown), keeps serving reads, and comes back after the node restarts and recovers.
+Writes are batched and group-committed: up to a few mutations are being made durable at once (see
+log_writer.py); while that pipeline is full, new client writes queue, and when a slot frees, everything queued
+(up to a cap) becomes the next mutation. A write is acknowledged only after its mutation is durable and
+applied, so an acknowledged write survives ``kill -9``. A failed write or fsync puts the replica into ERROR:
+it refuses writes from then on (the log's state is unknown), keeps serving reads, and comes back after the
+node restarts and recovers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
+from pegasus_node.replica.log_writer import PipelinedLogWriter
 from pegasus_node.storage.engine import StorageEngine
 from pegasus_node.storage.mutation import Mutation
 
@@ -66,7 +68,8 @@ class PartitionReplica:
         self.error_message = ""
         self._queue: list[PendingWrite] = []
         self._queued_bytes = 0
-        self._syncing = False
+        self.log_writer: PipelinedLogWriter | None = None
+        self._next_decree = 1
         self._checkpointing = False
         self._last_timestamp_us = 0
         self.checkpoint_decree = 0
@@ -88,8 +91,12 @@ class PartitionReplica:
         self.checkpoint_decree = report.checkpoint_decree
         if report.torn_tail is not None:
             log.warn("replica {gpid}: cut a torn WAL tail: {tail}", gpid=self.gpid, tail=report.torn_tail)
+        for warning in report.fallbacks:
+            log.warn("replica {gpid}: {warning}", gpid=self.gpid, warning=warning)
         log.info("replica {gpid} opened at decree {d} (checkpoint {c}, replayed {n})", gpid=self.gpid,
                  d=self.engine.last_applied_decree, c=report.checkpoint_decree, n=len(self.engine.recovered_log))
+        self.log_writer = PipelinedLogWriter(self.engine.wal, self.fail_points)
+        self._next_decree = self.engine.last_applied_decree + 1
         if self.status == OPENING:
             self.status = INACTIVE
 
@@ -104,9 +111,13 @@ class PartitionReplica:
     def close(self) -> None:
         self.status = INACTIVE
         self._fail_queue(PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is closing"))
-        if self.engine is not None and not self._syncing and not self._checkpointing:
+        if self.engine is not None and not self._writing and not self._checkpointing:
             self.engine.close()
             self.engine = None
+
+    @property
+    def _writing(self) -> bool:
+        return self.log_writer is not None and self.log_writer.in_flight > 0
 
     @property
     def last_committed_decree(self) -> int:
@@ -146,40 +157,30 @@ class PartitionReplica:
         return taken
 
     def _flush(self) -> None:
-        if self._syncing or not self._queue or self.engine is None:
-            return
-        taken = self._take_mutation_ops()
-        decree = self.engine.last_applied_decree + 1
-        mutation = Mutation(self.ballot, decree, decree - 1, self._next_timestamp_us(), tuple(p.op for p in taken))
-        wal = self.engine.wal
-        wal.append(mutation)
-        batch = wal.take_batch()
-        self._syncing = True
-        d = threads.deferToThread(self._write_batch, wal, batch)
-        d.addCallbacks(self._on_durable, self._on_sync_failed, callbackArgs=(mutation, taken), errbackArgs=(taken,))
+        while self._queue and self.engine is not None and self.log_writer.has_room():
+            taken = self._take_mutation_ops()
+            decree = self._next_decree
+            self._next_decree += 1
+            mutation = Mutation(self.ballot, decree, decree - 1, self._next_timestamp_us(),
+                                tuple(p.op for p in taken))
+            d = self.log_writer.append(mutation)
+            d.addCallbacks(self._on_durable, self._on_write_failed, callbackArgs=(taken,), errbackArgs=(taken,))
 
-    def _write_batch(self, wal, batch) -> None:
-        """Runs in a worker thread: the one fsync that covers every mutation of the batch."""
-        self.fail_points.before_wal_write()
-        wal.write_batch(batch)
-
-    def _on_durable(self, _, mutation: Mutation, taken: list[PendingWrite]) -> None:
-        self._syncing = False
+    def _on_durable(self, mutation: Mutation, taken: list[PendingWrite]) -> None:
         results = self.engine.apply(mutation)
         for pending, result in zip(taken, results):
             pending.deferred.callback({**result, "decree": mutation.decree})
-        if self.status == INACTIVE:
+        if self.status == INACTIVE and not self._writing:
             self.close()
         self._flush()
 
-    def _on_sync_failed(self, failure, taken: list[PendingWrite]) -> None:
-        self._syncing = False
-        exc = failure.value
-        message = exc.message if isinstance(exc, PegasusError) else str(exc)
-        self.status = ERROR
-        self.error_message = f"WAL write failed: {message}"
-        log.error("replica {gpid} is in ERROR: {msg}", gpid=self.gpid, msg=self.error_message)
-        error = PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid}: {self.error_message}; the write was not "
+    def _on_write_failed(self, failure, taken: list[PendingWrite]) -> None:
+        message = failure.value.message if isinstance(failure.value, PegasusError) else str(failure.value)
+        if self.status != ERROR:
+            self.status = ERROR
+            self.error_message = message
+            log.error("replica {gpid} is in ERROR: {msg}", gpid=self.gpid, msg=message)
+        error = PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid}: {message}; the write was not "
                              "acknowledged (free disk space on the replica server, then restart it)")
         for pending in taken:
             pending.deferred.errback(error)

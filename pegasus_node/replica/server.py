@@ -180,6 +180,10 @@ class ReplicaServer:
         return defer.maybeDeferred(lambda: result).addCallback(lambda out: {"output": out})
 
     def start(self) -> None:
+        from twisted.internet import reactor
+
+        # WAL fsyncs run in the reactor's thread pool, and more of them in flight means more throughput.
+        reactor.suggestThreadPoolSize(64)
         self._beacon_loop.start(self.config.beacon_interval_seconds, now=True)
         self._checkpoint_loop.start(min(5.0, self.config.checkpoint_interval_seconds), now=False)
 

@@ -162,6 +162,8 @@ class WriteAheadLog:
         self._segment_max_bytes = segment_max_bytes
         self._last_decree = recovered[-1].decree if recovered else 0
         self._fd: int | None = None
+        self._active_segment: _Segment | None = None  # the segment self._fd belongs to
+        self._retired_fds: dict[int, int] = {}  # segment seq -> fd of a rolled segment not yet removed
         self._needs_truncate_to: int | None = None  # set when a failed write could not be rolled back
         self._closed = False
         self._write_lock = threading.Lock()  # one write_batch at a time; held across the fsync
@@ -245,9 +247,14 @@ class WriteAheadLog:
             self._pending, self._pending_frames = [], []
         return WalBatch(tuple(mutations), b"".join(frames), mutations[0].decree, mutations[-1].decree)
 
-    def write_batch(self, batch: WalBatch) -> None:
-        """Write the batch and fsync once. Blocking. On failure raises StorageError and leaves the log as it
-        was before the call, so the same batch may be retried, and a restart loses nothing acknowledged."""
+    def write_batch(self, batch: WalBatch, *, sync: bool = True) -> "_Segment":
+        """Write the batch and (with ``sync``) fsync once. Blocking. On failure raises StorageError and leaves
+        the log as it was before the call, so the same batch may be retried, and a restart loses nothing
+        acknowledged.
+
+        ``sync=False`` writes without the fsync and returns the segment written, for a caller that pipelines:
+        it writes batches one after another, in order, and runs ``sync(segment)`` for several of them at once,
+        because a disk completes concurrent fsyncs far faster than back-to-back ones."""
         with self._write_lock:
             if self._closed:
                 raise StorageError(f"the WAL in {self.directory} is closed")
@@ -258,7 +265,7 @@ class WriteAheadLog:
                 if segment is None or (segment.size > 0
                                        and segment.size + len(batch.data) > self._segment_max_bytes):
                     segment = self._roll(batch.first_decree)
-                self._write_and_sync(segment, batch.data)
+                self._write_and_sync(segment, batch.data, sync)
             except OSError as exc:
                 where = segment.path if segment is not None else self.directory
                 raise StorageError(
@@ -270,6 +277,23 @@ class WriteAheadLog:
                 for mutation in batch.mutations:
                     segment.note(mutation)
                 self._last_decree = batch.last_decree
+            return segment
+
+    def sync(self, segment: "_Segment") -> None:
+        """fsync what ``write_batch(..., sync=False)`` wrote to ``segment``. Safe to call from several threads
+        at once, and concurrently with later writes. Raises StorageError; the written data is then in an
+        unknown state, so the caller must stop acknowledging (the owner's replica goes to ERROR)."""
+        if not self._fsync:
+            return
+        with self._meta_lock:  # a concurrent roll swaps the active fd
+            fd = self._fd if segment is self._active_segment else self._retired_fds.get(segment.seq)
+        if fd is None:
+            return  # garbage-collected: everything in it was durable long ago
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise StorageError(f"fsync of WAL segment {segment.path} failed: {exc.strerror or exc}; "
+                               "recent writes may not be durable (free disk space, then restart)") from exc
 
     def sync_append(self, mutation: Mutation) -> None:
         """append + take_batch + write_batch (anything already pending goes in the same batch)."""
@@ -278,7 +302,7 @@ class WriteAheadLog:
         if batch is not None:
             self.write_batch(batch)
 
-    def _write_and_sync(self, segment: _Segment, data: bytes) -> None:
+    def _write_and_sync(self, segment: _Segment, data: bytes, sync: bool = True) -> None:
         fd = self._active_fd(segment)
         start = segment.size
         try:
@@ -286,7 +310,7 @@ class WriteAheadLog:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            if self._fsync:
+            if sync and self._fsync:
                 os.fsync(fd)
         except OSError:
             self._roll_back_write(fd, start)
@@ -312,7 +336,9 @@ class WriteAheadLog:
 
     def _active_fd(self, segment: _Segment) -> int:
         if self._fd is None:
-            self._fd = os.open(segment.path, os.O_WRONLY)
+            fd = os.open(segment.path, os.O_WRONLY)
+            with self._meta_lock:
+                self._fd, self._active_segment = fd, segment
         return self._fd
 
     def _roll(self, first_decree: int) -> _Segment:
@@ -328,10 +354,12 @@ class WriteAheadLog:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = fd
         segment = _Segment(path, seq)
+        with self._meta_lock:
+            if self._fd is not None:
+                # Kept open until GC removes the segment: a pipelined sync of its last batch may still be running.
+                self._retired_fds[self._active_segment.seq] = self._fd
+            self._fd, self._active_segment = fd, segment
         with self._meta_lock:
             self._segments.append(segment)
         return segment
@@ -394,7 +422,11 @@ class WriteAheadLog:
                    and self._segments[count].max_decree <= upto_decree):
                 count += 1
             doomed = [s.path for s in self._segments[:count]]
+            # Everything in these segments is at or below a checkpoint, so no sync of theirs is in flight.
+            retired = [self._retired_fds.pop(s.seq) for s in self._segments[:count] if s.seq in self._retired_fds]
             del self._segments[:count]
+        for fd in retired:
+            os.close(fd)
         for path in doomed:
             try:
                 path.unlink(missing_ok=True)
@@ -414,3 +446,6 @@ class WriteAheadLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            for fd in self._retired_fds.values():
+                os.close(fd)
+            self._retired_fds.clear()
