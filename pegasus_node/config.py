@@ -41,6 +41,8 @@ class NodeConfig:
     grace_seconds: float = 5.0
     fsync: bool = True
     wal_segment_max_bytes: int = 64 * 1024 * 1024
+    # How many mutations of one replica may be in the WAL writer at once (fsyncs in flight).
+    wal_pipeline_depth: int = 1
     checkpoint_interval_seconds: float = 60.0
     checkpoint_min_mutations: int = 10_000
     # [pegasus.server]
@@ -61,6 +63,8 @@ class NodeConfig:
                 f"(got {self.beacon_interval_seconds}, {self.lease_seconds}, {self.grace_seconds}): an old "
                 "primary must stop serving before the meta server may appoint a new one"
             )
+        if self.wal_pipeline_depth < 1:
+            raise ConfigError("[replication] wal_pipeline_depth must be >= 1")
         if self.state_store not in ("file", "zookeeper"):
             raise ConfigError(f"[meta_server] state_store must be 'file' or 'zookeeper', not {self.state_store!r}")
         if self.state_store == "zookeeper" and not self.zookeeper_hosts:
@@ -87,6 +91,7 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("replication", "fd_grace_seconds"): "grace_seconds",
     ("replication", "fsync"): "fsync",
     ("replication", "wal_segment_max_bytes"): "wal_segment_max_bytes",
+    ("replication", "wal_pipeline_depth"): "wal_pipeline_depth",
     ("replication", "checkpoint_interval_seconds"): "checkpoint_interval_seconds",
     ("replication", "checkpoint_min_mutations"): "checkpoint_min_mutations",
     ("pegasus.server", "max_value_bytes"): "max_value_bytes",

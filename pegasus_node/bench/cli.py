@@ -3,6 +3,7 @@
     pegasus-bench --meta 127.0.0.1:34601 --table temp --workload set --ops 100000 --concurrency 50 --value-size 100
     pegasus-bench --meta 127.0.0.1:34601 --table temp --workload get --ops 100000 --concurrency 50 --value-size 100
     pegasus-bench ceiling --ops 100000 --concurrency 50 --value-size 100 [--target HOST:PORT] [--json]
+    pegasus-bench compare --meta 127.0.0.1:34601 --table temp --ops 20000 --concurrency 64 --value-size 100 [--rounds 3]
 
 KV workloads run C concurrent loops on the Twisted client, N operations in all (key layout: see
 :mod:`pegasus_node.bench.workloads`). ``get`` and ``scan`` first write the N records they will read
@@ -131,8 +132,26 @@ def build_ceiling_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_compare_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pegasus-bench compare",
+        description="The echo ceiling, set and get back to back, several rounds: throughput as ratios to the ceiling.",
+    )
+    parser.add_argument("--meta", required=True, help="meta servers, host:port[,host:port...]")
+    parser.add_argument("--table", required=True, help="an existing table")
+    _add_loop_options(parser)
+    parser.add_argument("--hash-keys", type=_positive_int, default=1000, help="distinct hash keys (default 1000)")
+    parser.add_argument("--rounds", type=_positive_int, default=3, help="rounds of ceiling, set, get (default 3)")
+    return parser
+
+
 def parse_args(argv: list[str]) -> tuple[str, argparse.Namespace]:
-    """``("kv" | "ceiling", options)``; raises UsageError."""
+    """``("kv" | "ceiling" | "compare", options)``; raises UsageError."""
+    if argv and argv[0] == "compare":
+        args = build_compare_parser().parse_args(argv[1:])
+        if args.value_size > MAX_KV_VALUE_SIZE:
+            raise UsageError(f"--value-size must be <= {MAX_KV_VALUE_SIZE} (the client's value limit)")
+        return "compare", args
     if argv and argv[0] == "ceiling":
         args = build_ceiling_parser().parse_args(argv[1:])
         if args.value_size > MAX_ECHO_VALUE_SIZE:
@@ -283,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
     install_reactor()
     progress = None if args.json else _ProgressLine(sys.stderr)
-    runner = run_ceiling if mode == "ceiling" else run_kv
+    from pegasus_node.bench.compare import format_compare, run_compare
+
+    runner = {"ceiling": run_ceiling, "kv": run_kv, "compare": run_compare}[mode]
     try:
         doc = _run_on_reactor(lambda reactor: runner(reactor, args, progress))
     except Exception as e:  # one clear line, never a traceback
@@ -293,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     if progress is not None:
         progress.finish()
-    print(format_json(doc) if args.json else format_text(doc))
+    if args.json:
+        print(format_json(doc))
+    else:
+        print(format_compare(doc) if mode == "compare" else format_text(doc))
     return EXIT_FAILED if doc["error_count"] else EXIT_OK
 
 

@@ -95,9 +95,13 @@ def kv_operation(
     raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(KV_WORKLOADS)}")
 
 
-def echo_op(pool: Any, address: str, value: bytes, timeout: float) -> Operation:
-    """A msgpack echo call carrying ``value``; checks that the same bytes come back."""
+def echo_op(pool: Any, address: str | list[str], value: bytes, timeout: float) -> Operation:
+    """A msgpack echo call carrying ``value``; checks that the same bytes come back.
+
+    Given several addresses, operation ``i`` goes to address ``i mod n``: the same fan-out over servers as a
+    KV workload over a table's partitions, so the two compare fairly."""
     body = {"payload": value}
+    addresses = [address] if isinstance(address, str) else list(address)
 
     def check(reply: Any) -> None:
         if not isinstance(reply, dict) or reply.get("payload") != value:
@@ -105,7 +109,7 @@ def echo_op(pool: Any, address: str, value: bytes, timeout: float) -> Operation:
         return None
 
     def op(i: int) -> Deferred:
-        return pool.call(address, ECHO_METHOD, body, timeout).addCallback(check)
+        return pool.call(addresses[i % len(addresses)], ECHO_METHOD, body, timeout).addCallback(check)
 
     return op
 

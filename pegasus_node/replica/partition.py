@@ -53,13 +53,14 @@ def op_size(op: dict) -> int:
 
 class PartitionReplica:
     def __init__(self, gpid: tuple[int, int], directory: Path, *, fsync: bool, segment_max_bytes: int,
-                 cluster_id: int, fail_points: FailPointRegistry) -> None:
+                 cluster_id: int, fail_points: FailPointRegistry, pipeline_depth: int = 1) -> None:
         self.gpid = gpid
         self.directory = directory
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self.cluster_id = cluster_id
         self.fail_points = fail_points
+        self.pipeline_depth = pipeline_depth
         self.status = OPENING
         self.ballot = 0
         self.app_name = ""
@@ -95,7 +96,7 @@ class PartitionReplica:
             log.warn("replica {gpid}: {warning}", gpid=self.gpid, warning=warning)
         log.info("replica {gpid} opened at decree {d} (checkpoint {c}, replayed {n})", gpid=self.gpid,
                  d=self.engine.last_applied_decree, c=report.checkpoint_decree, n=len(self.engine.recovered_log))
-        self.log_writer = PipelinedLogWriter(self.engine.wal, self.fail_points)
+        self.log_writer = PipelinedLogWriter(self.engine.wal, self.fail_points, self.pipeline_depth)
         self._next_decree = self.engine.last_applied_decree + 1
         if self.status == OPENING:
             self.status = INACTIVE

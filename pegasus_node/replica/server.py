@@ -98,7 +98,8 @@ class ReplicaServer:
             if replica is None:
                 replica = PartitionReplica(gpid, replica_dir(self.config.data_dir, *gpid), fsync=self.config.fsync,
                                            segment_max_bytes=self.config.wal_segment_max_bytes,
-                                           cluster_id=self.config.cluster_id, fail_points=self.fail_points)
+                                           cluster_id=self.config.cluster_id, fail_points=self.fail_points,
+                                           pipeline_depth=self.config.wal_pipeline_depth)
                 self.replicas[gpid] = replica
                 opening.append(replica.open())
             replica.app_name = assignment.get("app_name", "")
