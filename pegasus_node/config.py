@@ -43,6 +43,10 @@ class NodeConfig:
     wal_segment_max_bytes: int = 64 * 1024 * 1024
     # How many mutations of one replica may be in the WAL writer at once (fsyncs in flight).
     wal_pipeline_depth: int = 1
+    # The primary's prepare window: mutations prepared but not committed. A smaller window folds more
+    # concurrent client writes into each mutation (fewer messages and fsyncs per write).
+    max_inflight_mutations: int = 4
+    prepare_timeout_seconds: float = 3.0
     checkpoint_interval_seconds: float = 60.0
     checkpoint_min_mutations: int = 10_000
     # [pegasus.server]
@@ -92,6 +96,8 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("replication", "fsync"): "fsync",
     ("replication", "wal_segment_max_bytes"): "wal_segment_max_bytes",
     ("replication", "wal_pipeline_depth"): "wal_pipeline_depth",
+    ("replication", "max_inflight_mutations"): "max_inflight_mutations",
+    ("replication", "prepare_timeout_seconds"): "prepare_timeout_seconds",
     ("replication", "checkpoint_interval_seconds"): "checkpoint_interval_seconds",
     ("replication", "checkpoint_min_mutations"): "checkpoint_min_mutations",
     ("pegasus.server", "max_value_bytes"): "max_value_bytes",

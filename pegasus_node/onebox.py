@@ -22,7 +22,6 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
-from pegasus_node.meta.server import MAX_REPLICA_COUNT
 
 log = Logger(namespace="pegasus.onebox")
 
@@ -166,7 +165,7 @@ class Onebox:
             yield task.deferLater(reactor, 0.2, lambda: None)
         apps = (yield self.pool.call(self.meta_address, "meta.list_apps", {"status": "all"}, 5.0))["apps"]
         if not apps:
-            replicas = self.args.app_replicas or min(MAX_REPLICA_COUNT, replica_count)
+            replicas = self.args.app_replicas or min(3, replica_count)
             yield self.pool.call(self.meta_address, "meta.create_app",
                                  {"name": self.args.app, "partition_count": self.args.partitions,
                                   "replica_count": replicas}, 10.0)

@@ -1,8 +1,10 @@
-"""The meta server process: tables, partition configurations and replica-server liveness, over RPC.
+"""The meta server process: PacificA's configuration manager, over RPC.
 
-Every change is persisted to the state store before it is answered or announced (PacificA rule 2).
-Replica servers learn their assignments from the reply to their beacons, so there is one path by which
-configuration reaches them, and a restarted replica server or meta server converges by itself.
+It owns tables, partition configurations and replica-server liveness. The decisions (promote, remove, add a
+learner, upgrade, balance) are the pure guardian's (guardian.py); this module persists each proposal to the
+state store BEFORE announcing it (PacificA rule 2), then pushes it to the servers involved. Replica servers
+also get every configuration they belong to in each beacon reply, so a lost push, a restarted replica
+server or a restarted meta server converges by itself.
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ from twisted.logger import Logger
 from pegasus_node import __version__
 from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.meta import guardian
 from pegasus_node.meta.assignment import choose_replicas
-from pegasus_node.meta.model import AS_AVAILABLE, AS_DROPPED, TABLE_NAME, AppInfo, PartitionConfig
+from pegasus_node.meta.model import AS_AVAILABLE, AS_DROPPED, TABLE_NAME, AppInfo
 from pegasus_node.meta.state_store import StateStore
 from pegasus_node.remote_commands import RemoteCommands
-from pegasus_node.twisted_rpc import RpcServer, expect
+from pegasus_node.replication.config import (
+    ConfigChangeRequest, Gpid, PartitionConfiguration, ReplicaReport, WireFormatError,
+)
+from pegasus_node.twisted_rpc import RpcClientPool, RpcServer, expect
 
 log = Logger(namespace="pegasus.meta")
 
 META_LEVELS = ("freezed", "steady", "lively")
 MAX_PARTITIONS = 4096
 MAX_EVENTS = 1000
-# Raised when the replica server hosts secondaries (PacificA replication).
-MAX_REPLICA_COUNT = 1
 
 
 @dataclass
@@ -50,7 +54,11 @@ class MetaServer:
         self.clock = clock
         self.started_at = clock()
         self.apps: dict[int, AppInfo] = {}
-        self.partitions: dict[int, list[PartitionConfig]] = {}
+        self.partitions: dict[int, list[PartitionConfiguration]] = {}
+        # In memory only, from beacons: each server's newest replica reports, and each partition's commit point.
+        self.reports: dict[str, dict[Gpid, ReplicaReport]] = {}
+        self.committed: dict[Gpid, int] = {}
+        self.pool: RpcClientPool | None = None
         self.nodes: dict[str, NodeState] = {}
         self.next_app_id = 1
         self.meta_level = config.meta_level
@@ -79,20 +87,30 @@ class MetaServer:
             configs = []
             for pidx in range(app.partition_count):
                 data = json.loads(self.store.get(f"/apps/{app_key}/partitions/{pidx}"))
-                configs.append(PartitionConfig.from_dict(data))
+                configs.append(PartitionConfiguration.from_wire(data))
             self.partitions[app.app_id] = configs
         # Servers named in configurations get a full grace period after our start to beacon again.
         for configs in self.partitions.values():
             for config in configs:
-                for address in config.members() + config.learners:
+                for address in config.everyone:
                     self.nodes.setdefault(address, NodeState(address, self.started_at))
         log.info("meta state loaded from {store}: {n} tables", store=self.store.describe(), n=len(self.apps))
 
-    def _app_puts(self, app: AppInfo, configs: list[PartitionConfig] | None = None) -> dict[str, bytes]:
+    def _app_puts(self, app: AppInfo, configs: list[PartitionConfiguration] = ()) -> dict[str, bytes]:
         puts = {f"/apps/{app.app_id}": json.dumps(app.to_dict()).encode()}
-        for config in configs or []:
-            puts[f"/apps/{app.app_id}/partitions/{config.pidx}"] = json.dumps(config.to_state()).encode()
+        for config in configs:
+            puts[self._config_path(config.gpid)] = self._config_state(config)
         return puts
+
+    @staticmethod
+    def _config_path(gpid: Gpid) -> str:
+        return f"/apps/{gpid[0]}/partitions/{gpid[1]}"
+
+    @staticmethod
+    def _config_state(config: PartitionConfiguration) -> bytes:
+        state = config.to_wire()
+        del state["last_committed_decree"]  # reported by replicas, not part of the configuration
+        return json.dumps(state).encode()
 
     # ----- events (for operators and the live monitor) -----
 
@@ -111,7 +129,13 @@ class MetaServer:
         return node is not None and self.clock() - node.last_beacon_at < self.config.grace_seconds
 
     def alive_nodes(self) -> list[str]:
+        """Servers that beaconed within the grace period: the ones new tables may be placed on."""
         return sorted(a for a, n in self.nodes.items() if n.ever_seen and self.is_alive(a))
+
+    def presumed_alive(self) -> frozenset[str]:
+        """For the guardian: also the servers named in configurations that have not beaconed since our start
+        but whose grace period has not run out, so a meta restart causes no failover by itself."""
+        return frozenset(a for a in self.nodes if self.is_alive(a))
 
     # ----- tables -----
 
@@ -139,12 +163,6 @@ class MetaServer:
             )
         if replica_count < 1:
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"replica count must be >= 1, got {replica_count}")
-        if replica_count > MAX_REPLICA_COUNT:
-            raise PegasusError(
-                ErrorCode.ERR_INVALID_PARAMETERS,
-                f"replica count {replica_count} is not supported yet: PacificA replication is not built in this "
-                f"version, so tables have at most {MAX_REPLICA_COUNT} replica",
-            )
         if self._find_app(name) is not None:
             raise PegasusError(ErrorCode.ERR_APP_EXIST, f"table {name!r} already exists")
         alive = self.alive_nodes()
@@ -167,7 +185,8 @@ class MetaServer:
         load = self._replica_load()
         for pidx in range(partition_count):
             members = choose_replicas(alive, replica_count, load)
-            configs.append(PartitionConfig(app.app_id, pidx, ballot=1, primary=members[0], secondaries=members[1:]))
+            configs.append(PartitionConfiguration((app.app_id, pidx), ballot=1, primary=members[0],
+                                                  secondaries=tuple(members[1:])))
         puts = self._app_puts(app, configs)
         puts["/meta/next_app_id"] = str(app.app_id + 1).encode()
         self.store.apply(puts)
@@ -187,7 +206,7 @@ class MetaServer:
             for config in self.partitions[app.app_id]:
                 if config.primary:
                     load.setdefault(config.primary, [0, 0])[0] += 1
-                for address in config.members():
+                for address in config.members:
                     load.setdefault(address, [0, 0])[1] += 1
         return load
 
@@ -226,12 +245,14 @@ class MetaServer:
         return recalled
 
     def tick(self) -> None:
-        """Periodic duties: declare servers dead after the grace period, purge expired dropped tables."""
-        for node in self.nodes.values():
+        """Periodic duties: declare servers dead after the grace period, let the guardian cure and balance
+        partitions, purge expired dropped tables."""
+        for node in list(self.nodes.values()):
             if not node.declared_dead and not self.is_alive(node.address):
                 node.declared_dead = True
                 self.record_event("node_dead", f"replica server {node.address} declared dead: no beacon for "
                                   f"{self.config.grace_seconds:g} s", address=node.address)
+        self.run_guardian()
         self.purge_expired_apps()
 
     def purge_expired_apps(self) -> None:
@@ -250,7 +271,7 @@ class MetaServer:
 
     # ----- beacons -----
 
-    def on_beacon(self, address: str, replicas: list[dict]) -> dict:
+    def on_beacon(self, address: str, replicas: list[dict], send_time_ms: int = 0) -> dict:
         node = self.nodes.get(address)
         if node is None:
             node = self.nodes[address] = NodeState(address, self.clock())
@@ -260,22 +281,86 @@ class MetaServer:
         node.last_beacon_at = self.clock()
         node.ever_seen = True
         node.declared_dead = False
-        for report in replicas:
-            app_id, pidx = report["gpid"]
-            configs = self.partitions.get(app_id)
-            if configs and 0 <= pidx < len(configs) and configs[pidx].primary == address:
-                configs[pidx].last_committed_decree = report.get("last_committed_decree", 0)
-        return {"assignments": self.assignments_for(address), "purged_app_ids": list(self.purged_app_ids)}
-
-    def assignments_for(self, address: str) -> list[dict]:
-        out = []
-        for app in self.apps.values():
-            if app.status != AS_AVAILABLE:
+        reports = {}
+        for raw in replicas:
+            try:
+                report = ReplicaReport.from_wire(raw)
+            except WireFormatError as exc:
+                log.warn("ignoring a malformed replica report from {a}: {e}", a=address, e=exc)
                 continue
-            for config in self.partitions[app.app_id]:
-                if address in config.members() or address in config.learners:
-                    out.append({**config.to_dict(), "app_name": app.name, "partition_count": app.partition_count})
-        return out
+            reports[report.gpid] = report
+            config = self._config(report.gpid)
+            if config is not None and config.primary == address:
+                self.committed[report.gpid] = report.last_committed_decree
+        # Beacons are acknowledged one at a time, in order, so the newest one to arrive is the newest sent.
+        self.reports[address] = reports
+        return {"assignments": self.assignments_for(address, reports), "purged_app_ids": list(self.purged_app_ids)}
+
+    def _config(self, gpid: Gpid) -> PartitionConfiguration | None:
+        configs = self.partitions.get(gpid[0])
+        app = self.apps.get(gpid[0])
+        if configs is None or app is None or app.status != AS_AVAILABLE or not 0 <= gpid[1] < len(configs):
+            return None
+        return configs[gpid[1]]
+
+    def _available_configs(self) -> dict[Gpid, PartitionConfiguration]:
+        return {c.gpid: c for app in self.apps.values() if app.status == AS_AVAILABLE
+                for c in self.partitions[app.app_id]}
+
+    def config_dict(self, config: PartitionConfiguration) -> dict:
+        app = self.apps[config.gpid[0]]
+        return {**config.to_wire(), "last_committed_decree": self.committed.get(config.gpid, 0),
+                "app_name": app.name, "partition_count": app.partition_count}
+
+    def assignments_for(self, address: str, reports: dict | None = None) -> list[dict]:
+        configs = guardian.assignments_for(address, self._available_configs().values(), list(reports or ()))
+        return [self.config_dict(c) for c in configs]
+
+    # ----- configuration changes (the guardian decides, we persist, then announce) -----
+
+    def cluster_view(self) -> guardian.ClusterView:
+        try:
+            level = guardian.MetaLevel(self.meta_level)
+        except ValueError:
+            level = guardian.MetaLevel.STEADY
+        replica_count = {a.app_id: a.replica_count for a in self.apps.values() if a.status == AS_AVAILABLE}
+        return guardian.ClusterView(self._available_configs(), replica_count, self.presumed_alive(),
+                                    self.reports, level)
+
+    def run_guardian(self) -> list[guardian.Proposal]:
+        applied = []
+        for proposal in guardian.propose(self.cluster_view()):
+            if self.apply_proposal(proposal):
+                applied.append(proposal)
+        return applied
+
+    def on_config_change_request(self, request: ConfigChangeRequest) -> guardian.Proposal | None:
+        proposal = guardian.handle_request(self.cluster_view(), request)
+        if proposal is not None and self.apply_proposal(proposal):
+            return proposal
+        return None
+
+    def apply_proposal(self, proposal: guardian.Proposal) -> bool:
+        gpid, new = proposal.new.gpid, proposal.new
+        if self._config(gpid) != proposal.old:
+            return False  # decided on a view that has changed since
+        self.store.put(self._config_path(gpid), self._config_state(new))  # persist first ...
+        self.partitions[gpid[0]][gpid[1]] = new
+        for address in new.everyone:
+            self.nodes.setdefault(address, NodeState(address, self.clock()))
+        self.record_event("config_changed", f"{gpid[0]}.{gpid[1]} ballot {new.ballot}: {proposal.reason}",
+                          gpid=list(gpid), ballot=new.ballot, primary=new.primary,
+                          secondaries=list(new.secondaries), learners=list(new.learners))
+        self._push(proposal)  # ... then announce
+        return True
+
+    def _push(self, proposal: guardian.Proposal) -> None:
+        if self.pool is None:
+            return
+        body = {"configs": [self.config_dict(proposal.new)]}
+        for address in sorted(set(proposal.old.everyone + proposal.new.everyone)):
+            if self.is_alive(address):
+                self.pool.call(address, "replica.config_update", body, 2.0).addErrback(lambda f: None)
 
     # ----- views -----
 
@@ -338,6 +423,7 @@ class MetaServer:
         server.register("meta.meta_level", self._rpc_meta_level)
         server.register("meta.beacon", self._rpc_beacon)
         server.register("meta.events", self._rpc_events)
+        server.register("meta.config_change_request", self._rpc_config_change_request)
         server.register("node.remote_command", self._rpc_remote_command)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
 
@@ -369,7 +455,7 @@ class MetaServer:
     def _rpc_query_config(self, body, ctx):
         b = expect(body, {"app_name": str})
         app = self._require_app(b["app_name"])
-        return {"app": app.to_dict(), "partitions": [c.to_dict() for c in self.partitions[app.app_id]]}
+        return {"app": app.to_dict(), "partitions": [self.config_dict(c) for c in self.partitions[app.app_id]]}
 
     def _rpc_meta_level(self, body, ctx):
         b = expect(body, {}, optional={"level": str})
@@ -377,7 +463,15 @@ class MetaServer:
 
     def _rpc_beacon(self, body, ctx):
         b = expect(body, {"address": str, "replicas": list}, optional={"send_time_ms": int})
-        return self.on_beacon(b["address"], b["replicas"])
+        return self.on_beacon(b["address"], b["replicas"], b.get("send_time_ms", 0))
+
+    def _rpc_config_change_request(self, body, ctx):
+        try:
+            request = ConfigChangeRequest.from_wire(body)
+        except WireFormatError as exc:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, str(exc)) from None
+        proposal = self.on_config_change_request(request)
+        return {"accepted": proposal is not None, "ballot": proposal.new.ballot if proposal else 0}
 
     def _rpc_events(self, body, ctx):
         b = expect(body, {}, optional={"since": int})
@@ -388,9 +482,12 @@ class MetaServer:
         return {"output": self.remote_commands.run(b["command"], [str(a) for a in b.get("args", [])])}
 
     def start(self) -> None:
+        self.pool = RpcClientPool()
         self._tick_loop.start(min(1.0, self.config.beacon_interval_seconds), now=False)
 
     def stop(self) -> None:
         if self._tick_loop.running:
             self._tick_loop.stop()
+        if self.pool is not None:
+            self.pool.close()
         self.store.close()

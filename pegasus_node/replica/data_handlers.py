@@ -70,7 +70,7 @@ class DataHandlers:
         return replica.submit(op).addCallback(_raise_on_error)
 
     def _read_engine(self, body: dict):
-        return self.lookup(body["gpid"]).readable_engine()
+        return self.lookup(body["gpid"]).readable_engine(body.get("backup_request", False))
 
     # ----- writes -----
 

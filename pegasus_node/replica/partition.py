@@ -1,42 +1,44 @@
-"""One hosted partition replica: its storage engine and its write pipeline.
+"""One hosted partition replica: the Twisted edge of a sans-IO ``ReplicaCore``.
 
-Writes are batched and group-committed: up to a few mutations are being made durable at once (see
-log_writer.py); while that pipeline is full, new client writes queue, and when a slot frees, everything queued
-(up to a cap) becomes the next mutation. A write is acknowledged only after its mutation is durable and
-applied, so an acknowledged write survives ``kill -9``. A failed write or fsync puts the replica into ERROR:
-it refuses writes from then on (the log's state is unknown), keeps serving reads, and comes back after the
-node restarts and recovers.
+The core (pegasus_node/replication) decides everything PacificA decides; this edge feeds it events (client
+writes, peer messages, configurations, the lease, fsync completions, ticks) and carries out the effects it
+returns, in order, as the simulator's edge does (tests/sim/replica_server.py): the WAL through a
+group-committing ``PipelinedLogWriter``, applies through the storage engine, messages over RPC to peer
+replica servers, requests to the meta server, and learner state read from the WAL or a checkpoint.
+
+The storage engine opens with its checkpoint only: the core alone knows which logged mutations are
+committed, so it replays them (``ApplyMutation``) itself.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
+import os
 import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
-from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.replica.log_writer import PipelinedLogWriter
+from pegasus_node.replication import effects as fx
+from pegasus_node.replication.config import PartitionConfiguration, PartitionStatus
+from pegasus_node.replication.core import ReplicaCore
+from pegasus_node.replication.messages import Message
 from pegasus_node.storage.engine import StorageEngine
-from pegasus_node.storage.mutation import Mutation
+
+if TYPE_CHECKING:
+    from pegasus_node.replica.server import ReplicaServer
 
 log = Logger(namespace="pegasus.replica")
 
-MAX_OPS_PER_MUTATION = 256
-MAX_BYTES_PER_MUTATION = 4 * 1024 * 1024
-
-OPENING, PRIMARY, INACTIVE, ERROR = "OPENING", "PRIMARY", "INACTIVE", "ERROR"
-
-
-@dataclass
-class PendingWrite:
-    op: dict
-    size: int
-    deferred: defer.Deferred = field(default_factory=defer.Deferred)
+OPENING, ERROR = "OPENING", "ERROR"
+BALLOT_FILE = "ballot"
 
 
 def replica_dir(data_dir: str | Path, app_id: int, pidx: int) -> Path:
@@ -47,165 +49,316 @@ def remove_replica_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def op_size(op: dict) -> int:
-    return sum(len(v) for v in op.values() if isinstance(v, bytes)) + 32
+def read_ballot(directory: Path) -> int:
+    try:
+        return int((directory / BALLOT_FILE).read_text().strip() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def write_ballot(directory: Path, ballot: int, fsync: bool) -> None:
+    """Atomically and durably: a restarted replica must never be primary again at a ballot it used."""
+    tmp = directory / (BALLOT_FILE + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(str(ballot))
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+    os.replace(tmp, directory / BALLOT_FILE)
+    if fsync:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class PartitionReplica:
-    def __init__(self, gpid: tuple[int, int], directory: Path, *, fsync: bool, segment_max_bytes: int,
-                 cluster_id: int, fail_points: FailPointRegistry, pipeline_depth: int = 1) -> None:
+    def __init__(self, server: "ReplicaServer", gpid: tuple[int, int]) -> None:
+        self.server = server
         self.gpid = gpid
-        self.directory = directory
-        self.fsync = fsync
-        self.segment_max_bytes = segment_max_bytes
-        self.cluster_id = cluster_id
-        self.fail_points = fail_points
-        self.pipeline_depth = pipeline_depth
-        self.status = OPENING
-        self.ballot = 0
+        self.directory = replica_dir(server.config.data_dir, *gpid)
         self.app_name = ""
         self.partition_count = 0
         self.engine: StorageEngine | None = None
-        self.error_message = ""
-        self._queue: list[PendingWrite] = []
-        self._queued_bytes = 0
+        self.core: ReplicaCore | None = None
         self.log_writer: PipelinedLogWriter | None = None
-        self._next_decree = 1
-        self._checkpointing = False
-        self._last_timestamp_us = 0
+        self.error_message = ""
         self.checkpoint_decree = 0
         self.checkpointed_at = time.monotonic()
+        self._checkpointing = False
+        self._closed = False
+        self._waiting: dict[int, defer.Deferred] = {}  # client request id -> its Deferred
+        self._request_ids = itertools.count(1)
+        self._flush_scheduled = False
+        self._early_events: list = []  # configurations that arrive while the engine is opening
 
     # ----- lifecycle -----
 
+    @property
+    def status(self) -> str:
+        if self.error_message:
+            return ERROR
+        if self.core is None:
+            return OPENING
+        return self.core.status.value
+
     @defer.inlineCallbacks
     def open(self):
-        """Recover the engine in a worker thread; a sole replica's durable log is all committed."""
+        config = self.server.config
         try:
-            self.engine = yield threads.deferToThread(self._open_and_replay)
-        except PegasusError as exc:
-            self.status = ERROR
-            self.error_message = exc.message
-            log.error("replica {gpid} cannot open: {msg}", gpid=self.gpid, msg=exc.message)
+            self.engine = yield threads.deferToThread(
+                StorageEngine.open, self.directory, fsync=config.fsync,
+                segment_max_bytes=config.wal_segment_max_bytes, cluster_id=config.cluster_id)
+            ballot = read_ballot(self.directory)
+            report = self.engine.recovery
+            self.core = ReplicaCore(self.server.address, self.gpid, self.server.replication_options, ballot=ballot,
+                                    checkpoint_decree=report.checkpoint_decree, log=self.engine.recovered_log,
+                                    applied_decree=self.engine.last_applied_decree)
+        except (PegasusError, ValueError, OSError) as exc:
+            self._fail(f"cannot open: {getattr(exc, 'message', None) or exc}")
             return
-        report = self.engine.recovery
         self.checkpoint_decree = report.checkpoint_decree
         if report.torn_tail is not None:
             log.warn("replica {gpid}: cut a torn WAL tail: {tail}", gpid=self.gpid, tail=report.torn_tail)
         for warning in report.fallbacks:
             log.warn("replica {gpid}: {warning}", gpid=self.gpid, warning=warning)
-        log.info("replica {gpid} opened at decree {d} (checkpoint {c}, replayed {n})", gpid=self.gpid,
-                 d=self.engine.last_applied_decree, c=report.checkpoint_decree, n=len(self.engine.recovered_log))
-        self.log_writer = PipelinedLogWriter(self.engine.wal, self.fail_points, self.pipeline_depth)
-        self._next_decree = self.engine.last_applied_decree + 1
-        if self.status == OPENING:
-            self.status = INACTIVE
+        log.info("replica {gpid} opened: checkpoint {c}, {n} logged mutations, ballot {b}", gpid=self.gpid,
+                 c=report.checkpoint_decree, n=len(self.engine.recovered_log), b=ballot)
+        self.log_writer = PipelinedLogWriter(self.engine.wal, self.server.fail_points, self._on_durable,
+                                             self._on_log_failed, config.wal_pipeline_depth)
+        now = self.server.clock()
+        self.run(self.core.start(now))
+        self.run(self.core.on_lease(now, self.server.lease.valid_until))
+        early, self._early_events = self._early_events, []
+        for config_update in early:
+            self.on_config(config_update)
 
-    def _open_and_replay(self) -> StorageEngine:
-        engine = StorageEngine.open(self.directory, fsync=self.fsync, segment_max_bytes=self.segment_max_bytes,
-                                    cluster_id=self.cluster_id)
-        for mutation in engine.recovered_log:
-            engine.apply(mutation)
-            self._last_timestamp_us = max(self._last_timestamp_us, mutation.timestamp_us)
-        return engine
+    def _fail(self, message: str) -> None:
+        self.error_message = message
+        log.error("replica {gpid} is in ERROR: {msg}", gpid=self.gpid, msg=message)
+        self._fail_waiting(PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {message}"))
 
     def close(self) -> None:
-        self.status = INACTIVE
-        self._fail_queue(PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is closing"))
-        if self.engine is not None and not self._writing and not self._checkpointing:
+        """No longer assigned here: stop serving; the data stays on disk (it may be assigned again)."""
+        self._closed = True
+        self._fail_waiting(PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} closed on this server"))
+        if self.engine is not None and not self._checkpointing and (self.log_writer is None
+                                                                     or not self.log_writer.busy):
             self.engine.close()
             self.engine = None
+        self.core = None
 
-    @property
-    def _writing(self) -> bool:
-        return self.log_writer is not None and self.log_writer.in_flight > 0
+    def _fail_waiting(self, error: PegasusError) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for deferred in waiting.values():
+            deferred.errback(error)
+
+    # ----- the effect runner -----
+
+    def run(self, effects: list) -> None:
+        """Carry out effects in order; effects produced by the ones run here (applies) follow, in order."""
+        follow_ups = collections.deque([effects])
+        while follow_ups and self.core is not None:
+            for effect in follow_ups.popleft():
+                if self.core is None:
+                    return
+                more = self._do(effect)
+                if more:
+                    follow_ups.append(more)
+
+    def _do(self, effect) -> list | None:
+        core = self.core
+        if isinstance(effect, fx.Send):
+            self.server.send_message(effect.to, effect.message)
+        elif isinstance(effect, fx.AppendLog):
+            self.log_writer.append(effect.mutation, effect.seq)
+        elif isinstance(effect, fx.ApplyMutation):
+            results = self.engine.apply(effect.mutation)
+            return core.on_apply_finished(self.server.clock(), effect.mutation.decree, results)
+        elif isinstance(effect, fx.ReplyClient):
+            self._reply(effect)
+        elif isinstance(effect, fx.PersistBallot):
+            write_ballot(self.directory, effect.ballot, self.server.config.fsync)
+        elif isinstance(effect, fx.InstallCheckpoint):
+            self._install_checkpoint(effect)
+        elif isinstance(effect, fx.LoadLearnState):
+            d = threads.deferToThread(self._load_learn_state, effect)
+            d.addCallbacks(self._on_learn_state_loaded, self._on_learn_state_failed, errbackArgs=(effect,))
+        elif isinstance(effect, fx.ReportToMeta):
+            self.server.report_to_meta(effect.request)
+        elif isinstance(effect, fx.StatusChanged):
+            log.info("replica {gpid} ballot {b}: {old} -> {new}", gpid=self.gpid, b=effect.ballot,
+                     old=effect.old.value, new=effect.new.value)
+        else:
+            raise AssertionError(f"unknown effect {effect!r}")
+        return None
+
+    def _on_durable(self, seq: int) -> None:
+        if self.core is not None:
+            self.run(self.core.on_log_durable(self.server.clock(), seq))
+
+    def _on_log_failed(self, error: PegasusError) -> None:
+        if self.core is not None and not self.error_message:
+            # Pending writes learn the real cause (ERR_DISK_IO) before the core steps down.
+            self._fail(f"{error.message}; free disk space on the replica server, then restart it")
+            self.run(self.core.on_local_error(self.server.clock(), error.message))
+
+    # ----- learning -----
+
+    def _load_learn_state(self, load: fx.LoadLearnState) -> tuple:
+        """In a worker thread: decrees from the WAL, or the newest checkpoint plus the WAL after it."""
+        wal = self.engine.wal
+        if wal.first_decree and wal.first_decree <= load.start_decree:
+            mutations = [m for m in wal.read_from(load.start_decree) if m.decree <= load.end_decree]
+            if mutations and mutations[0].decree == load.start_decree:
+                return load.load_id, 0, None, mutations
+        path = self.engine.latest_checkpoint_path
+        if path is None:
+            mutations = [m for m in wal.read_from(1) if m.decree <= load.end_decree]
+            return load.load_id, 0, None, mutations
+        decree = int(path.name.split(".")[1])
+        checkpoint = path.read_bytes()
+        mutations = [m for m in wal.read_from(decree + 1) if m.decree <= load.end_decree]
+        return load.load_id, decree, checkpoint, mutations
+
+    def _on_learn_state_loaded(self, loaded: tuple) -> None:
+        if self.core is not None:
+            self.run(self.core.on_learn_state_loaded(self.server.clock(), *loaded))
+
+    def _on_learn_state_failed(self, failure, load: fx.LoadLearnState) -> None:
+        log.warn("replica {gpid}: cannot load learn state for {learner}: {err}", gpid=self.gpid,
+                 learner=load.learner, err=failure.getErrorMessage())
+
+    def _install_checkpoint(self, effect: fx.InstallCheckpoint) -> None:
+        """The learner's side: the primary's checkpoint file arrives as bytes; the engine verifies it."""
+        if effect.checkpoint is None:
+            return
+        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
+            handle.write(effect.checkpoint)
+            path = Path(handle.name)
+        try:
+            decree = self.engine.install_checkpoint(path)
+            self.checkpoint_decree = decree
+            log.info("replica {gpid} installed a learned checkpoint at decree {d}", gpid=self.gpid, d=decree)
+        finally:
+            path.unlink(missing_ok=True)
+
+    # ----- events from the server -----
+
+    def on_config(self, config: PartitionConfiguration) -> None:
+        if self.core is None:
+            if not self._closed and not self.error_message:
+                self._early_events.append(config)
+            return
+        self.run(self.core.on_config(self.server.clock(), config))
+
+    def on_lease(self, lease_until: float) -> None:
+        if self.core is not None:
+            self.run(self.core.on_lease(self.server.clock(), lease_until))
+
+    def on_message(self, message: Message) -> None:
+        if self.core is not None:
+            self.run(self.core.on_message(self.server.clock(), message))
+
+    def on_tick(self) -> None:
+        if self.core is not None:
+            self.run(self.core.on_tick(self.server.clock()))
+
+    # ----- client writes and reads -----
+
+    def submit(self, op: dict, deadline: float | None = None) -> defer.Deferred:
+        """One client request (one storage op). Fires with the op's result plus ``decree``."""
+        if self.error_message:
+            raise PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {self.error_message}")
+        if self.core is None:
+            raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}, not PRIMARY")
+        request_id = next(self._request_ids)
+        deferred = defer.Deferred()
+        self._waiting[request_id] = deferred
+        effects = self.core.on_client_write(self.server.clock(), request_id, [op], timestamp_us=time.time_ns() // 1000,
+                                            deadline=deadline, flush=False)
+        self.run(effects)
+        if not self._flush_scheduled and self.core is not None:
+            # Fold every write that arrives in this reactor turn into one mutation.
+            self._flush_scheduled = True
+            self.server.reactor.callLater(0, self._flush)
+        return deferred
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.core is not None:
+            self.run(self.core.flush(self.server.clock()))
+
+    def _reply(self, effect: fx.ReplyClient) -> None:
+        deferred = self._waiting.pop(effect.request_id, None)
+        if deferred is None:
+            return
+        if effect.error == ErrorCode.ERR_OK:
+            result = effect.results[0] if effect.results else {}
+            deferred.callback({**result, "decree": effect.decree})
+            return
+        messages = {
+            ErrorCode.ERR_INVALID_STATE: f"replica {self.gpid[0]}.{self.gpid[1]} on {self.server.address} is not "
+                                         "the serving primary",
+            ErrorCode.ERR_TIMEOUT: "the write's outcome is unknown: it was prepared but not confirmed in time",
+        }
+        deferred.errback(PegasusError(effect.error, messages.get(effect.error, effect.error.name)))
+
+    def readable_engine(self, backup_request: bool = False) -> StorageEngine:
+        core = self.core
+        if core is None or self.engine is None:
+            raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}")
+        if backup_request and core.status in (PartitionStatus.PRIMARY, PartitionStatus.SECONDARY):
+            return self.engine  # a backup request accepts a possibly stale read (seed 000)
+        error = core.check_read(self.server.clock())
+        if error != ErrorCode.ERR_OK:
+            raise PegasusError(error, f"replica {self.gpid[0]}.{self.gpid[1]} on {self.server.address} is "
+                                      f"{core.status.value}, not a serving primary")
+        return self.engine
+
+    # ----- status -----
 
     @property
     def last_committed_decree(self) -> int:
-        return self.engine.last_applied_decree if self.engine is not None else 0
+        return self.core.committed if self.core is not None else 0
 
-    def report(self) -> dict:
-        return {
-            "gpid": list(self.gpid),
-            "ballot": self.ballot,
-            "status": self.status,
-            "last_committed_decree": self.last_committed_decree,
-            "last_durable_decree": self.last_committed_decree,
-        }
+    def report(self) -> dict | None:
+        if self.core is None:
+            return None
+        report = self.core.report().to_wire()
+        if self.error_message:
+            report["status"] = ERROR
+        return report
 
-    # ----- writes -----
-
-    def submit(self, op: dict) -> defer.Deferred:
-        if self.status != PRIMARY or self.engine is None:
-            raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}, not PRIMARY")
-        pending = PendingWrite(op, op_size(op))
-        self._queue.append(pending)
-        self._queued_bytes += pending.size
-        self._flush()
-        return pending.deferred
-
-    def _next_timestamp_us(self) -> int:
-        self._last_timestamp_us = max(time.time_ns() // 1000, self._last_timestamp_us + 1)
-        return self._last_timestamp_us
-
-    def _take_mutation_ops(self) -> list[PendingWrite]:
-        taken, size = [], 0
-        while self._queue and len(taken) < MAX_OPS_PER_MUTATION and (not taken or size < MAX_BYTES_PER_MUTATION):
-            pending = self._queue.pop(0)
-            taken.append(pending)
-            size += pending.size
-        self._queued_bytes -= size
-        return taken
-
-    def _flush(self) -> None:
-        while self._queue and self.engine is not None and self.log_writer.has_room():
-            taken = self._take_mutation_ops()
-            decree = self._next_decree
-            self._next_decree += 1
-            mutation = Mutation(self.ballot, decree, decree - 1, self._next_timestamp_us(),
-                                tuple(p.op for p in taken))
-            d = self.log_writer.append(mutation)
-            d.addCallbacks(self._on_durable, self._on_write_failed, callbackArgs=(taken,), errbackArgs=(taken,))
-
-    def _on_durable(self, mutation: Mutation, taken: list[PendingWrite]) -> None:
-        results = self.engine.apply(mutation)
-        for pending, result in zip(taken, results):
-            pending.deferred.callback({**result, "decree": mutation.decree})
-        if self.status == INACTIVE and not self._writing:
-            self.close()
-        self._flush()
-
-    def _on_write_failed(self, failure, taken: list[PendingWrite]) -> None:
-        message = failure.value.message if isinstance(failure.value, PegasusError) else str(failure.value)
-        if self.status != ERROR:
-            self.status = ERROR
-            self.error_message = message
-            log.error("replica {gpid} is in ERROR: {msg}", gpid=self.gpid, msg=message)
-        error = PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid}: {message}; the write was not "
-                             "acknowledged (free disk space on the replica server, then restart it)")
-        for pending in taken:
-            pending.deferred.errback(error)
-        self._fail_queue(error)
-
-    def _fail_queue(self, error: PegasusError) -> None:
-        queue, self._queue, self._queued_bytes = self._queue, [], 0
-        for pending in queue:
-            pending.deferred.errback(error)
-
-    # ----- reads -----
-
-    def readable_engine(self) -> StorageEngine:
-        if self.status not in (PRIMARY, ERROR) or self.engine is None:
-            raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}, not PRIMARY")
-        return self.engine
+    def status_entry(self) -> dict:
+        entry = {"gpid": list(self.gpid), "status": self.status, "app_name": self.app_name,
+                 "storage_dir": str(self.directory), "checkpoint_decree": self.checkpoint_decree,
+                 "error": self.error_message}
+        core = self.core
+        if core is not None:
+            now = self.server.clock()
+            entry.update(core.report().to_wire())
+            entry["status"] = self.status
+            entry.update({
+                "last_prepared_decree": core.log.last,
+                "last_applied_decree": core.applied,
+                "pending_mutations": max(0, core.log.last - core.committed),
+                "queued_writes": len(core.clients.queue),
+                "primary_lease_remaining_ms": int(max(0.0, core.lease_until - now) * 1000)
+                if core.status is PartitionStatus.PRIMARY else None,
+            })
+        if self.engine is not None:
+            entry["stats"] = self.engine.stats()
+        return entry
 
     # ----- checkpoints -----
 
     @defer.inlineCallbacks
     def checkpoint(self, force: bool = False):
-        """Write a checkpoint at the last applied decree (if anything is new, or ``force``) and GC the WAL."""
-        engine = self.engine
-        if engine is None or self._checkpointing or self.status not in (PRIMARY, INACTIVE):
+        """Checkpoint the applied state (if anything is new, or ``force``) and GC the WAL below it."""
+        engine, core = self.engine, self.core
+        if engine is None or core is None or self._checkpointing or self.error_message:
             return None
         if not force and engine.last_applied_decree == self.checkpoint_decree:
             return None
@@ -214,10 +367,12 @@ class PartitionReplica:
             snapshot = engine.checkpoint_snapshot()
             yield threads.deferToThread(engine.write_checkpoint, snapshot)
             self.checkpoint_decree = snapshot.decree
-            # Unlinking old segments is cheap; doing it here keeps it serial with the WAL writer thread.
             removed = engine.gc_wal()
             log.info("replica {gpid} checkpointed at decree {d}, removed {n} WAL segments", gpid=self.gpid,
-                     d=snapshot.decree, n=len(removed or []))
+                     d=snapshot.decree, n=len(removed))
             return snapshot.decree
         finally:
             self._checkpointing = False
+            if self._closed and self.engine is not None:
+                self.engine.close()
+                self.engine = None

@@ -20,9 +20,10 @@ from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replica.data_handlers import DataHandlers
-from pegasus_node.replica.partition import (
-    INACTIVE, PRIMARY, PartitionReplica, remove_replica_dir, replica_dir,
-)
+from pegasus_node.replica.partition import PartitionReplica, remove_replica_dir, replica_dir
+from pegasus_node.replication.config import PartitionConfiguration, ReplicationOptions, WireFormatError
+from pegasus_node.replication.lease import ReplicaLease
+from pegasus_node.replication.messages import decode_message
 from pegasus_node.twisted_rpc import RpcClientPool, RpcServer, expect
 
 log = Logger(namespace="pegasus.replica_server")
@@ -30,20 +31,26 @@ log = Logger(namespace="pegasus.replica_server")
 
 class ReplicaServer:
     def __init__(self, config: NodeConfig, *, address: str, fail_points: FailPointRegistry | None = None,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, reactor=None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
         self.config = config
         self.address = address
         self.clock = clock
         self.started_at = clock()
         self.fail_points = fail_points or FailPointRegistry()
         self.pool = RpcClientPool(fail_points=self.fail_points)
+        self.replication_options = ReplicationOptions(max_inflight_mutations=config.max_inflight_mutations,
+                                                      prepare_timeout_seconds=config.prepare_timeout_seconds)
+        self.lease = ReplicaLease(config.lease_seconds)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}
-        self.lease_valid_until = 0.0
         self._meta_index = 0
         self._beacon_failures = 0
         self.remote_commands = RemoteCommands()
         self.data = DataHandlers(self.lookup, config.max_value_bytes)
         self._beacon_loop = task.LoopingCall(self.send_beacon)
+        self._tick_loop = task.LoopingCall(self.tick)
         self._checkpoint_loop = task.LoopingCall(self.checkpoint_due)
 
     # ----- routing -----
@@ -54,23 +61,37 @@ class ReplicaServer:
         replica = self.replicas.get((gpid[0], gpid[1]))
         if replica is None:
             raise PegasusError(ErrorCode.ERR_OBJECT_NOT_FOUND, f"partition {gpid[0]}.{gpid[1]} is not hosted on {self.address}")
-        if replica.status == PRIMARY and not self.lease_valid():
-            raise PegasusError(ErrorCode.ERR_INVALID_STATE,
-                               f"{self.address} has no valid lease from the meta server; not serving {gpid[0]}.{gpid[1]}")
         return replica
 
     def lease_valid(self) -> bool:
-        return self.clock() < self.lease_valid_until
+        return self.lease.is_valid(self.clock())
+
+    @property
+    def meta_address(self) -> str:
+        metas = self.config.meta_servers
+        return metas[self._meta_index % len(metas)]
+
+    # ----- peers and the meta server -----
+
+    def send_message(self, to: str, message) -> None:
+        """One-way: a lost message is the protocol's business (the core retries), so failures are dropped."""
+        d = self.pool.call(to, "replication.message", {"message": message.to_wire()},
+                           self.replication_options.prepare_retry_seconds * 4)
+        d.addErrback(lambda failure: None)
+
+    def report_to_meta(self, request) -> None:
+        d = self.pool.call(self.meta_address, "meta.config_change_request", request.to_wire(), 5.0)
+        d.addErrback(lambda f: log.info("configuration change request {r} not delivered: {e}", r=request,
+                                        e=f.getErrorMessage()))
 
     # ----- beacons and assignments -----
 
     @defer.inlineCallbacks
     def send_beacon(self):
-        metas = self.config.meta_servers
-        meta = metas[self._meta_index % len(metas)]
+        meta = self.meta_address
         sent_at = self.clock()
-        body = {"address": self.address, "send_time_ms": int(time.time() * 1000),
-                "replicas": [r.report() for r in self.replicas.values()]}
+        reports = [r for r in (replica.report() for replica in self.replicas.values()) if r is not None]
+        body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports}
         try:
             reply = yield self.pool.call(meta, "meta.beacon", body, self.config.beacon_interval_seconds)
         except PegasusError as exc:
@@ -83,47 +104,45 @@ class ReplicaServer:
         if self._beacon_failures:
             log.info("beacon to meta server {meta} succeeded again", meta=meta)
         self._beacon_failures = 0
-        self.lease_valid_until = max(self.lease_valid_until, sent_at + self.config.lease_seconds)
-        yield self.apply_assignments(reply.get("assignments", []), reply.get("purged_app_ids", []))
+        # Configurations first, then the lease: a beacon reply delayed past our death must not extend a
+        # primary role that the meta server has since given away (lease.py).
+        self.apply_assignments(reply.get("assignments", []), reply.get("purged_app_ids", []), prune=True)
+        until = self.lease.on_beacon_acked(sent_at)
+        for replica in list(self.replicas.values()):
+            replica.on_lease(until)
 
-    @defer.inlineCallbacks
-    def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int]):
+    def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int] = (), *,
+                          prune: bool = False) -> None:
+        """Give each hosted replica its configuration; open replicas newly assigned here; with ``prune``
+        (a beacon reply holds every assignment), close the ones no longer assigned."""
         wanted = {}
         for assignment in assignments:
-            app_id, pidx = assignment["gpid"]
-            wanted[(app_id, pidx)] = assignment
-        opening = []
-        for gpid, assignment in wanted.items():
-            replica = self.replicas.get(gpid)
+            try:
+                config = PartitionConfiguration.from_wire(assignment)
+            except WireFormatError as exc:
+                log.warn("ignoring a malformed partition configuration from the meta server: {e}", e=exc)
+                continue
+            wanted[config.gpid] = config
+            replica = self.replicas.get(config.gpid)
             if replica is None:
-                replica = PartitionReplica(gpid, replica_dir(self.config.data_dir, *gpid), fsync=self.config.fsync,
-                                           segment_max_bytes=self.config.wal_segment_max_bytes,
-                                           cluster_id=self.config.cluster_id, fail_points=self.fail_points,
-                                           pipeline_depth=self.config.wal_pipeline_depth)
-                self.replicas[gpid] = replica
-                opening.append(replica.open())
-            replica.app_name = assignment.get("app_name", "")
-            replica.partition_count = assignment.get("partition_count", 0)
-            replica.ballot = max(replica.ballot, assignment["ballot"])
-        if opening:
-            yield defer.DeferredList(opening)
-        for gpid, assignment in wanted.items():
-            replica = self.replicas[gpid]
-            if replica.status in (INACTIVE,) and assignment["primary"] == self.address:
-                replica.status = PRIMARY
-                log.info("replica {gpid} serves as PRIMARY at ballot {b}", gpid=gpid, b=replica.ballot)
-        for gpid in [g for g in self.replicas if g not in wanted]:
-            replica = self.replicas.pop(gpid)
-            replica.close()
-            log.info("replica {gpid} closed: no longer assigned to this server", gpid=gpid)
+                replica = self.replicas[config.gpid] = PartitionReplica(self, config.gpid)
+                replica.open()
+            replica.app_name = assignment.get("app_name", replica.app_name)
+            replica.partition_count = assignment.get("partition_count", replica.partition_count)
+            replica.on_config(config)
+        if prune:
+            for gpid in [g for g in self.replicas if g not in wanted]:
+                self.replicas.pop(gpid).close()
+                log.info("replica {gpid} closed: no longer assigned to this server", gpid=gpid)
         for app_id in purged_app_ids:
-            for path in (self.config_data_replica_root()).glob(f"{app_id}.*"):
+            for path in replica_dir(self.config.data_dir, app_id, 0).parent.glob(f"{app_id}.*"):
                 if tuple(int(x) for x in path.name.split(".")) not in self.replicas:
                     remove_replica_dir(path)
                     log.info("removed data of purged table app_id={id}: {p}", id=app_id, p=str(path))
 
-    def config_data_replica_root(self):
-        return replica_dir(self.config.data_dir, 0, 0).parent
+    def tick(self) -> None:
+        for replica in list(self.replicas.values()):
+            replica.on_tick()
 
     # ----- checkpoints -----
 
@@ -137,7 +156,7 @@ class ReplicaServer:
                 backlog > 0 and now - replica.checkpointed_at >= self.config.checkpoint_interval_seconds
             ):
                 replica.checkpointed_at = now
-                due.append(replica.checkpoint(force=True))
+                due.append(replica.checkpoint())
         return defer.DeferredList(due)
 
     @defer.inlineCallbacks
@@ -151,16 +170,9 @@ class ReplicaServer:
     # ----- status and admin -----
 
     def status(self) -> dict:
-        replicas = []
-        for replica in self.replicas.values():
-            entry = {**replica.report(), "app_name": replica.app_name, "storage_dir": str(replica.directory),
-                     "checkpoint_decree": replica.checkpoint_decree, "error": replica.error_message}
-            if replica.engine is not None:
-                entry["stats"] = replica.engine.stats()
-            replicas.append(entry)
         return {"address": self.address, "lease_valid": self.lease_valid(), "counters": dict(self.data.counters),
-                "lease_remaining_ms": max(0, int((self.lease_valid_until - self.clock()) * 1000)),
-                "replicas": replicas}
+                "lease_remaining_ms": int(self.lease.remaining(self.clock()) * 1000),
+                "replicas": [replica.status_entry() for replica in self.replicas.values()]}
 
     def server_info(self) -> dict:
         return {"role": "replica", "address": self.address, "version": __version__, "pid": os.getpid(),
@@ -170,10 +182,30 @@ class ReplicaServer:
     def register(self, server: RpcServer) -> None:
         self.data.register(server)
         server.register("replica.status", lambda body, ctx: self.status())
+        server.register("replication.message", self._rpc_replication_message)
+        server.register("replica.config_update", self._rpc_config_update)
         server.register("node.remote_command", self._rpc_remote_command)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
         self.remote_commands.register("replica.checkpoint", lambda args: self.checkpoint_all(),
                                       "write a checkpoint of every replica now and GC the WAL")
+
+    def _rpc_replication_message(self, body, ctx):
+        b = expect(body, {"message": dict})
+        try:
+            message = decode_message(b["message"])
+        except WireFormatError as exc:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"malformed replication message: {exc}") from None
+        replica = self.replicas.get(tuple(message.gpid))
+        if replica is None:
+            raise PegasusError(ErrorCode.ERR_OBJECT_NOT_FOUND, f"partition {message.gpid} is not hosted here")
+        replica.on_message(message)
+        return {}
+
+    def _rpc_config_update(self, body, ctx):
+        """The meta server pushes a changed configuration at once, so nobody waits for the next beacon."""
+        b = expect(body, {"configs": list})
+        self.apply_assignments(b["configs"])
+        return {}
 
     def _rpc_remote_command(self, body, ctx):
         b = expect(body, {"command": str}, optional={"args": list})
@@ -181,16 +213,15 @@ class ReplicaServer:
         return defer.maybeDeferred(lambda: result).addCallback(lambda out: {"output": out})
 
     def start(self) -> None:
-        from twisted.internet import reactor
-
-        # WAL fsyncs run in the reactor's thread pool, and more of them in flight means more throughput.
-        reactor.suggestThreadPoolSize(64)
+        # WAL fsyncs and learner loads run in the reactor's thread pool.
+        self.reactor.suggestThreadPoolSize(32)
         self._beacon_loop.start(self.config.beacon_interval_seconds, now=True)
+        self._tick_loop.start(0.1, now=False)
         self._checkpoint_loop.start(min(5.0, self.config.checkpoint_interval_seconds), now=False)
 
     @defer.inlineCallbacks
     def stop(self):
-        for loop in (self._beacon_loop, self._checkpoint_loop):
+        for loop in (self._beacon_loop, self._tick_loop, self._checkpoint_loop):
             if loop.running:
                 loop.stop()
         for replica in self.replicas.values():

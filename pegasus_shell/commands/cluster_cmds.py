@@ -60,13 +60,9 @@ async def run_ls(ctx: ShellContext, args: ParsedArgs) -> dict:
 
 
 async def _default_replica_count(ctx: ShellContext) -> int:
-    """Pegasus's default of 3, lowered to what the cluster can hold: its alive replica servers, and the most
-    replicas a partition may have in this version of the meta server."""
-    from pegasus_node.meta import server as meta_server
-
+    """Pegasus's default of 3, lowered to what the cluster can hold: its alive replica servers."""
     alive = sum(1 for n in await ctx.connection.list_nodes() if n["status"] == "alive")
-    supported = getattr(meta_server, "MAX_REPLICA_COUNT", DEFAULT_REPLICA_COUNT)
-    return max(1, min(DEFAULT_REPLICA_COUNT, alive, supported))
+    return max(1, min(DEFAULT_REPLICA_COUNT, alive))
 
 
 async def run_create(ctx: ShellContext, args: ParsedArgs) -> dict:

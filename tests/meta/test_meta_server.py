@@ -120,8 +120,10 @@ def test_beacon_returns_assignments_and_records_decrees(tmp_path):
     mine = meta.on_beacon(NODES[0], [])["assignments"]
     assert mine and all(a["primary"] == NODES[0] and a["app_name"] == "t1" for a in mine)
     gpid = mine[0]["gpid"]
-    meta.on_beacon(NODES[0], [{"gpid": gpid, "last_committed_decree": 42}])
-    assert meta.partitions[app.app_id][gpid[1]].last_committed_decree == 42
+    meta.on_beacon(NODES[0], [{"gpid": gpid, "ballot": 1, "status": "PRIMARY", "last_committed_decree": 42,
+                               "last_durable_decree": 42}])
+    assert meta.committed[tuple(gpid)] == 42
+    assert meta.assignments_for(NODES[0])[0]["last_committed_decree"] in (0, 42)
 
 
 def test_meta_level(tmp_path):
