@@ -4,6 +4,7 @@
     pegasus-bench --meta 127.0.0.1:34601 --table temp --workload get --ops 100000 --concurrency 50 --value-size 100
     pegasus-bench ceiling --ops 100000 --concurrency 50 --value-size 100 [--target HOST:PORT] [--json]
     pegasus-bench compare --meta 127.0.0.1:34601 --table temp --ops 20000 --concurrency 64 --value-size 100 [--rounds 3]
+    pegasus-bench failover --onebox ./onebox-data --table temp [--restart]
 
 KV workloads run C concurrent loops on the Twisted client, N operations in all (key layout: see
 :mod:`pegasus_node.bench.workloads`). ``get`` and ``scan`` first write the N records they will read
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -145,8 +147,29 @@ def build_compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_failover_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pegasus-bench failover",
+        description="Write unavailability after kill -9 of the primary of partition 0, on a onebox.",
+    )
+    parser.add_argument("--onebox", required=True, help="the onebox's data directory (holds onebox.json)")
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--writers-per-partition", type=_positive_int, default=2)
+    parser.add_argument("--warmup", type=_positive_float, default=2.0, help="seconds of writes before the kill")
+    parser.add_argument("--max-wait", type=_positive_float, default=60.0, help="give up after this many seconds")
+    parser.add_argument("--timeout", type=_positive_float, default=1.0, help="per-write deadline, s")
+    parser.add_argument("--restart", action="store_true", help="start the killed server again afterwards")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
 def parse_args(argv: list[str]) -> tuple[str, argparse.Namespace]:
-    """``("kv" | "ceiling" | "compare", options)``; raises UsageError."""
+    """``("kv" | "ceiling" | "compare" | "failover", options)``; raises UsageError."""
+    if argv and argv[0] == "failover":
+        args = build_failover_parser().parse_args(argv[1:])
+        if not (Path(args.onebox) / "onebox.json").exists():
+            raise UsageError(f"--onebox: no onebox.json in {args.onebox}")
+        return "failover", args
     if argv and argv[0] == "compare":
         args = build_compare_parser().parse_args(argv[1:])
         if args.value_size > MAX_KV_VALUE_SIZE:
@@ -303,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     install_reactor()
     progress = None if args.json else _ProgressLine(sys.stderr)
     from pegasus_node.bench.compare import format_compare, run_compare
+    from pegasus_node.bench.failover import format_failover, run_failover
 
-    runner = {"ceiling": run_ceiling, "kv": run_kv, "compare": run_compare}[mode]
+    runner = {"ceiling": run_ceiling, "kv": run_kv, "compare": run_compare, "failover": run_failover}[mode]
     try:
         doc = _run_on_reactor(lambda reactor: runner(reactor, args, progress))
     except Exception as e:  # one clear line, never a traceback
@@ -317,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(format_json(doc))
     else:
-        print(format_compare(doc) if mode == "compare" else format_text(doc))
+        formatter = {"compare": format_compare, "failover": format_failover}.get(mode, format_text)
+        print(formatter(doc))
     return EXIT_FAILED if doc["error_count"] else EXIT_OK
 
 
