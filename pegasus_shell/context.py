@@ -45,6 +45,7 @@ class ShellContext:
     clusters: ClustersConfig
     target: Target
     json: bool = False
+    no_color: bool = False
     table: str | None = None
     cluster_name: str | None = None  # set once connected
     connection: Any = None  # pegasus_shell.connection.ClusterConnection

@@ -2,6 +2,7 @@
 
     pegasus-shell [-c CLUSTER | -m META_LIST] [-f FILE|-] [-e CMD]... [--json]
                   [--on-error stop|continue] [--no-color] [--version]
+    pegasus-shell [-c CLUSTER | -m META_LIST] monitor [--interval S] [--table T]
 
 Exit codes: 0 ok, 1 a command failed, 2 usage error, 3 cannot reach the cluster, 130 interrupted
 (and 141 when standard output is closed early, as with any command in a pipeline).
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what a batch does after a failed command (default: stop)")
     parser.add_argument("--no-color", action="store_true", help="no colours (NO_COLOR is honoured too)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("subcommand", nargs=argparse.REMAINDER, metavar="monitor [--interval S] [--table T]",
+                        help="open the live monitor directly")
     return parser
 
 
@@ -83,7 +86,8 @@ async def run(args: argparse.Namespace) -> int:
         target = Target()
     out, err = make_consoles(args.no_color)
     renderer = Renderer(out, err, args.json)
-    ctx = ShellContext(clusters, target, json=args.json, notice=renderer.notice, progress=renderer.progress)
+    ctx = ShellContext(clusters, target, json=args.json, no_color=args.no_color or bool(os.environ.get("NO_COLOR")),
+                       notice=renderer.notice, progress=renderer.progress)
     try:
         if args.execute:
             return await run_lines(ctx, renderer, args.execute, echo=len(args.execute) > 1,
@@ -114,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.file and args.execute:
         _print_error(UsageError(f"give -f or -e, not both (see {PROG} --help)"), as_json)
         return EXIT_USAGE
+    if args.subcommand:
+        if args.subcommand[0] != "monitor" or args.file or args.execute:
+            _print_error(UsageError(f"unexpected argument {args.subcommand[0]!r}; the only subcommand is "
+                                    f"'monitor' (see {PROG} --help)"), as_json)
+            return EXIT_USAGE
+        from shlex import join
+
+        args.execute = [join(args.subcommand)]
 
     from twisted.internet import reactor
 

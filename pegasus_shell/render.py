@@ -114,6 +114,11 @@ def human(*names: str) -> Callable[[Human], Human]:
     return register
 
 
+@human("monitor")
+def _monitor(out: Console, data: dict) -> None:
+    out.print(f"monitor closed (refreshed every {data['interval']:g} s)")
+
+
 @human("ls")
 def _ls(out: Console, data: dict) -> None:
     rows = data["tables"]

@@ -60,6 +60,7 @@ RESULTS: dict[str, dict] = {
                       "set_succeed": False, "check_value_returned": True, "check_value_exist": True,
                       "check_value": b"12"},
     "exist": {"hash_key": b"hk", "sort_key": b"sk", "exists": False},
+    "monitor": {"monitor": "closed", "interval": 1.0},
     "ttl": {"hash_key": b"hk", "sort_key": b"sk", "exists": True, "ttl_seconds": 99},
     "count": {"hash_key": b"hk", "count": 7},
     "hash_scan": {"hash_key": b"hk", "kvs": [{"hash_key": b"hk", "sort_key": b"a", "value": b"1"}],

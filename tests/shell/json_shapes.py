@@ -55,6 +55,7 @@ DATA: dict[str, Any] = {
                       "set_succeed": bool, "check_value_returned": bool, "check_value_exist": bool,
                       "check_value": (BYTES, None)},
     "exist": {"hash_key": BYTES, "sort_key": BYTES, "exists": bool},
+    "monitor": {"monitor": str, "interval": float},
     "ttl": {"hash_key": BYTES, "sort_key": BYTES, "exists": bool, "ttl_seconds": (int, None)},
     "count": {"hash_key": BYTES, "count": int},
     "hash_scan": {"hash_key": BYTES, "kvs": [KV], "truncated": bool},
