@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from pegasus_node.base.pids import pid_alive
 from pegasus_shell.config import xdg_dir
 from pegasus_shell.connection import any_meta_accepts
 from pegasus_shell.errors import ShellError
@@ -35,16 +36,6 @@ def _port_busy(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_pegasus_process(pid: int) -> bool:
@@ -92,7 +83,7 @@ class EmbeddedOnebox:
         except (OSError, ValueError):
             return None
         meta, pid = manifest.get("meta"), manifest.get("onebox_pid")
-        if not isinstance(meta, str) or not isinstance(pid, int) or not _pid_alive(pid):
+        if not isinstance(meta, str) or not isinstance(pid, int) or not pid_alive(pid):
             return None
         return meta if any_meta_accepts([meta]) else None
 
@@ -157,7 +148,7 @@ class EmbeddedOnebox:
             process.kill()
             process.wait()
         for pid in leftovers:
-            if pid != process.pid and _pid_alive(pid) and _is_pegasus_process(pid):
+            if pid != process.pid and pid_alive(pid) and _is_pegasus_process(pid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

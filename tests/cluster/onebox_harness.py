@@ -15,29 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from pegasus_node.base.pids import pid_alive
+
 READY_PREFIX = "onebox ready: meta="
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process runs; a zombie (dead, not yet reaped by its parent) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-        return state != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
