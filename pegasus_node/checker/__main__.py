@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=sorted(_FORMATS), help="history format (guessed when omitted)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per file (default: no limit)")
     args = parser.parse_args(argv)
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"--timeout must be a positive number of seconds, not {args.timeout}")
 
     status = EXIT_OK
     for path in args.files:

@@ -43,10 +43,12 @@ class CheckResult:
 
 
 def check(history: Sequence[Operation], model: Model, timeout: float | None = None) -> CheckResult:
-    """Check ``history`` against ``model``. ``timeout`` (seconds, for the whole history) turns a search that
-    takes too long into Verdict.UNKNOWN. Raises HistoryError for a malformed history."""
+    """Check ``history`` against ``model``. ``timeout`` (seconds for the whole history; None: no limit) turns
+    a search that takes too long into Verdict.UNKNOWN. Raises HistoryError for a malformed history."""
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     started = time.monotonic()
-    deadline = started + timeout if timeout is not None and timeout > 0 else None
+    deadline = None if timeout is None else started + timeout
     ops = _relevant_operations(history, model)
     partitions = model.partition(ops)
     # cheap partitions first, so that a timeout is spent on the hard ones only
@@ -99,6 +101,9 @@ def _relevant_operations(history: Sequence[Operation], model: Model) -> list[Ope
                 raise HistoryError(
                     f"history entry {index} returns at {op.return_time} before its call at {op.call_time}"
                 )
+        problem = model.input_error(op.input)
+        if problem is not None:
+            raise HistoryError(f"history entry {index}: {problem}")
         if not op.returned and model.is_read_only(op.input):
             continue
         kept.append(op)

@@ -46,6 +46,10 @@ class Model:
     def partition_label(self, sub_history: Sequence[Operation]) -> str:
         return "history"
 
+    def input_error(self, input: Any) -> str | None:
+        """What is wrong with ``input`` for this model, or None if nothing is; checked before searching."""
+        return None
+
     def is_read_only(self, input: Any) -> bool:
         """True for inputs that never change the state: when their outcome is unknown they are dropped."""
         return False
@@ -129,7 +133,7 @@ class KvModel(Model):
             return True, input.value if state is None else state + input.value
         if kind == DELETE:
             return True, None
-        raise ValueError(f"unknown key-value operation kind {kind!r} (expected one of {sorted(KINDS)})")
+        raise ValueError(self.input_error(input))
 
     def partition(self, history: Sequence[Operation]) -> list[list[Operation]]:
         by_key: dict[Hashable, list[Operation]] = {}
@@ -139,6 +143,17 @@ class KvModel(Model):
 
     def partition_label(self, sub_history: Sequence[Operation]) -> str:
         return f"key {sub_history[0].input.key!r}" if sub_history else "empty history"
+
+    def input_error(self, input: Any) -> str | None:
+        if not isinstance(input, KvOp):
+            return f"input {input!r} is not a KvOp"
+        if input.kind not in KINDS:
+            return f"unknown key-value operation kind {input.kind!r} (expected one of {sorted(KINDS)})"
+        try:
+            hash(input)
+        except TypeError:
+            return f"input {input!r} holds an unhashable key or value"
+        return None
 
     def is_read_only(self, input: KvOp) -> bool:
         return input.kind in _READS

@@ -131,6 +131,7 @@ def search(model: Model, ops: Sequence[Operation], deadline: float | None) -> Fa
     # (node placed, state and shadow before it, return entry that was blocking when it was chosen)
     calls: list[tuple[int, Hashable, Hashable, int]] = []
     best: Failure | None = None
+    best_len = -1
     blocked = 0  # while trying optional calls: the first return entry left, which ends their candidates
     entry = nxt[head]
     countdown = _CLOCK_EVERY
@@ -155,7 +156,7 @@ def search(model: Model, ops: Sequence[Operation], deadline: float | None) -> Fa
         if is_candidate:
             # a blind write would hide the unjustified optional group; an optional operation is not needed
             # while an identical one, called earlier, is still unused
-            if (node_blind[entry] and shadow is not _NO_SHADOW) or (
+            if (shadow is not _NO_SHADOW and node_blind[entry]) or (
                 blocked and twin[entry] >= 0 and not linearized & node_bit[twin[entry]]
             ):
                 entry = nxt[entry]
@@ -195,7 +196,8 @@ def search(model: Model, ops: Sequence[Operation], deadline: float | None) -> Fa
             entry = nxt[entry]
             continue
         # a dead end: the blocking return's operation cannot be placed after what is placed so far
-        if best is None or len(calls) > len(best.prefix):
+        if len(calls) > best_len:
+            best_len = len(calls)
             best = Failure(tuple(ops[op_of[c[0]]] for c in calls), ops[op_of[blocked]], state)
         if not calls:
             return best

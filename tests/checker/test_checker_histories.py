@@ -248,6 +248,34 @@ def test_many_concurrent_unknown_writes_still_check_quickly_when_legal() -> None
     assert verdict(unknown + reads + [op(100, 60, 61, kv_get("k"), 3)]) is Verdict.ILLEGAL
 
 
+def _timed_out_writes_nobody_saw(rounds: int) -> list[Operation]:
+    """Each round: a write, a read of it, a failing cas, and a set and a cas that timed out and never
+    returned. A plain search would try every subset of the timed-out operations."""
+    history = []
+    for i in range(rounds):
+        t = 10 * i
+        history += [
+            op(0, t, t + 2, kv_set("k", f"r{i}")),
+            op(1, t + 3, t + 4, kv_get("k"), f"r{i}"),
+            op(2, t + 5, t + 6, kv_cas("k", "nope", f"c{i}"), False),
+            op(3 + 2 * i, t + 1, None, kv_set("k", f"u{i}"), UNKNOWN),
+            op(4 + 2 * i, t + 1, None, kv_cas("k", f"r{i}", f"x{i}"), UNKNOWN),
+        ]
+    return history
+
+
+def test_many_timed_out_writes_nobody_saw() -> None:
+    history = _timed_out_writes_nobody_saw(30)
+    assert verdict(history) is Verdict.OK
+    # a late read may still see a timed-out write take effect...
+    assert verdict(history + [op(1, 1000, 1001, kv_get("k"), "u3")]) is Verdict.OK
+    assert verdict(history + [op(1, 1000, 1001, kv_get("k"), "x29")]) is Verdict.OK
+    # ...but not a value overwritten long ago: the whole search space must be ruled out
+    result = check(history + [op(1, 1000, 1001, kv_get("k"), "r0")], KV)
+    assert result.verdict is Verdict.ILLEGAL
+    assert result.failed_op.output == "r0"
+
+
 # --- several keys, explanations, timeouts -----------------------------------------------------------------
 
 
@@ -325,9 +353,23 @@ def test_malformed_histories_are_rejected_clearly(history: list[Any], message: s
         check(history, KV)
 
 
-def test_unknown_operation_kind_is_rejected_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown key-value operation kind 'incr'"):
-        check([op(0, 0, 1, KvOp("incr", "k"))], KV)
+@pytest.mark.parametrize("timeout", [0, -1.0, math.nan])
+def test_timeout_must_be_positive(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        check([op(0, 0, 1, kv_get("k"), None)], KV, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "input, message",
+    [
+        (KvOp("incr", "k"), "history entry 0: unknown key-value operation kind 'incr'"),
+        (("get", "k"), "history entry 0: input .* is not a KvOp"),
+        (KvOp("set", ["list", "key"], "v"), "history entry 0: .* unhashable"),
+    ],
+)
+def test_bad_inputs_are_rejected_clearly(input: Any, message: str) -> None:
+    with pytest.raises(HistoryError, match=message):
+        check([op(0, 0, 1, input)], KV)
 
 
 # --- custom models and the recorder ------------------------------------------------------------------------

@@ -244,6 +244,7 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path: Path, capsys: pyte
     binary = tmp_path / "blob.log"
     binary.write_bytes(b"\xff\xfe\x00")
     assert main([str(binary)]) == EXIT_ERROR
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--format", "xml", str(wrong)])
-    assert exit_info.value.code == EXIT_ERROR
+    for bad_args in (["--format", "xml", str(wrong)], ["--timeout", "0", str(wrong)]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(bad_args)
+        assert exit_info.value.code == EXIT_ERROR
