@@ -134,6 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"code": 0}
 
     def finished(task: asyncio.Future) -> None:
+        try:
+            report(task)
+        except OSError:
+            pass  # the terminal is gone (a hangup closed it): there is nobody left to tell
+        finally:
+            reactor.stop()
+
+    def report(task: asyncio.Future) -> None:
         if not task.cancelled() and isinstance(task.exception(), BrokenPipeError):
             # the reader went away (`pegasus-shell ... | head`): stop quietly, as a killed pipeline does
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -143,11 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_error(ShellError("interrupted", "ERR_INTERRUPTED"), args.json)
         elif task.exception() is not None:
             error = to_shell_error(task.exception())
-            _print_error(error, args.json)
             result["code"] = error.exit_code
+            _print_error(error, args.json)
         else:
             result["code"] = task.result()
-        reactor.stop()
 
     def start() -> None:
         task = asyncio.ensure_future(run(args))
@@ -160,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass  # a terminal that hung up
     return result["code"]
 
 
