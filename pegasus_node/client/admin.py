@@ -151,6 +151,11 @@ class MetaAdmin:
         body = {"level": _choice_arg("level", level, META_LEVELS)}
         return await self._meta_call("meta.meta_level", body, timeout, idempotent=False)
 
+    @returns_deferred
+    async def events(self, since: int = 0, *, timeout: float | None = None) -> dict:
+        """``{events: [...], last_seq}``: configuration and liveness events after sequence number ``since``."""
+        return await self._meta_call("meta.events", {"since": since}, timeout)
+
     # -- one node --------------------------------------------------------------------------------------
 
     @returns_deferred

@@ -7,7 +7,7 @@ redraws the status line and the view on screen (the other views are redrawn when
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -25,7 +25,7 @@ from pegasus_shell.tui.command_screen import CommandOutputScreen
 from pegasus_shell.tui.model import Snapshot
 from pegasus_shell.tui.poller import Poller
 from pegasus_shell.tui.source import SnapshotSource
-from pegasus_shell.tui.views import PARTITIONS, TABLES, VIEWS, RowTable, ViewSpec, matches
+from pegasus_shell.tui.views import PARTITIONS, TABLES, VIEWS, RowTable, matches
 
 RunCommand = Callable[[str], Awaitable[str]]
 COMMANDS_UNAVAILABLE = "commands are unavailable: this monitor was started without a shell (use pegasus-shell monitor)"
@@ -65,7 +65,7 @@ class MonitorApp(App[None]):
     """
     BINDINGS = [
         *(Binding(v.key, f"show_view('{v.id}')", v.title, show=False) for v in VIEWS),
-        Binding("tab", "cycle_view(1)", "Next view", show=False, priority=True),
+        Binding("tab", "cycle_view(1)", "Next view", priority=True),
         Binding("shift+tab", "cycle_view(-1)", "Previous view", show=False, priority=True),
         Binding("space", "toggle_pause", "Pause"),
         # Priority: run as the key arrives, so that the keys typed right after it (a paste, a script) already
@@ -74,6 +74,8 @@ class MonitorApp(App[None]):
         Binding("colon", "open_prompt('command')", "Command", priority=True),
         Binding("q", "quit", "Quit"),
     ]
+
+    open_count: ClassVar[int] = 0  # monitors on screen in this process (one at a time: see run_monitor)
 
     snapshot: reactive[Snapshot | None] = reactive(None, init=False)
     paused: reactive[bool] = reactive(False, init=False)
@@ -110,12 +112,14 @@ class MonitorApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        MonitorApp.open_count += 1
         self._draw_status()
         self.set_interval(self.interval, self.poller.tick)
         self.poller.tick()
         self.screen.set_focus(self.table_for("nodes"))
 
     async def on_unmount(self) -> None:
+        MonitorApp.open_count -= 1
         await self.poller.stop()
 
     def table_for(self, view_id: str) -> RowTable:
@@ -176,7 +180,6 @@ class MonitorApp(App[None]):
             text += f", replica count {row.replica_count}, {cells.dash(row.unhealthy)} unhealthy"
         if self.selected_table not in (None, name):
             text += f"  (loading {self.selected_table}...)"
-        text += "   2: choose another table"
         caption.update(Text(text, no_wrap=True, overflow="ellipsis"))
 
     def _draw_status(self) -> None:

@@ -95,7 +95,6 @@ class Snapshot:
     meta_level: str | None = None
     error: str | None = None  # why the meta server's part is missing or stale
     stale_since: float | None = None  # tables and partitions are from this earlier refresh
-    poll_ms: int | None = None
 
     def node(self, address: str) -> NodeRow | None:
         return next((n for n in self.nodes if n.address == address), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pegasus_shell.errors import ShellError
 from pegasus_shell.tui.app import MonitorApp, RunCommand
 from pegasus_shell.tui.source import ClusterSource
 
@@ -27,6 +28,8 @@ async def run_monitor(admin: Any, *, interval: float = 1.0, run_command: RunComm
     """
     if not interval > 0:
         raise ValueError(f"the refresh interval must be > 0 seconds, got {interval}")
+    if MonitorApp.open_count:  # ':monitor' typed in the monitor's own prompt
+        raise ShellError("the monitor is already open (q closes it)", "ERR_MONITOR_OPEN")
     source = ClusterSource(admin, timeout=poll_timeout(interval))
     app = MonitorApp(source, interval=interval, run_command=run_command, no_color=no_color, table=table)
     await app.run_async()

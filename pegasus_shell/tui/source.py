@@ -65,7 +65,6 @@ class ClusterSource:
         self._last_good: Snapshot | None = None
 
     async def poll(self, selected_table: str | None) -> Snapshot:
-        started = self._clock()
         self._refresh += 1
         t = self._timeout
         admin = self._admin
@@ -117,7 +116,6 @@ class ClusterSource:
             partitions=partitions,
             events=tuple(reversed(self._events)),
             meta_level=info.get("meta_level"),
-            poll_ms=int((now - started) * 1000),
         )
         if meta_error is None:
             self._last_good = snapshot
@@ -135,11 +133,7 @@ class ClusterSource:
     # ----- events -----
 
     async def _fetch_events(self) -> dict:
-        events = getattr(self._admin, "events", None)
-        if callable(events):
-            return await wait(events(self._events_seen, timeout=self._timeout))
-        # MetaAdmin has no events() method yet: the same meta session, with its failover, via its one helper.
-        return await wait(self._admin._meta_call("meta.events", {"since": self._events_seen}, self._timeout))
+        return await wait(self._admin.events(self._events_seen, timeout=self._timeout))
 
     def _take_events(self, reply: dict) -> None:
         last_seq = reply.get("last_seq", 0)

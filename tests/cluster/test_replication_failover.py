@@ -61,7 +61,7 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
     before = await partitions(client)
     victim_address = before[0]["primary"]
     victim = next(name for name in box.replica_names() if box.address(name) == victim_address)
-    events_before = (await client.pool.call(box.meta, "meta.events", {}, 5.0))["last_seq"]
+    events_before = (await client.admin.events())["last_seq"]
     killed_at = time.monotonic()
     box.kill9(victim)
 
@@ -90,7 +90,7 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
     assert len(workload.recorder.history()) > 200, "too few operations to say anything"
     result = workload.check_linearizable()
     assert result.verdict == Verdict.OK, result
-    events = (await client.pool.call(box.meta, "meta.events", {"since": events_before}, 5.0))["events"]
+    events = (await client.admin.events(events_before))["events"]
     learner_events = [e for e in events if e["kind"] == "config_changed" and victim_address in e.get("learners", [])]
     assert learner_events, "the restarted server never joined as a learner"
     await client.close()
