@@ -17,7 +17,7 @@ Flow (see the package docstring for the whole protocol):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgpack
@@ -34,6 +34,8 @@ from pegasus_node.storage.mutation import Mutation
 
 
 def _encode_value(kind: str, value: Any) -> Any:
+    if kind == "int" or kind == "str" or kind == "bool" or kind == "any":
+        return value
     if kind == "config":
         return value.to_wire()
     if kind == "mutation":
@@ -63,35 +65,35 @@ def _decode_mutation(raw: Any, what: str) -> Mutation:
     return mutation
 
 
-def _decode_value(kind: str, data: dict, name: str, what: str) -> Any:
-    if kind == "gpid":
-        return wire_gpid(data, what)
-    if kind == "int":
-        return wire_field(data, name, int, what)
-    if kind == "str":
-        return wire_field(data, name, str, what)
-    if kind == "bool":
-        return wire_field(data, name, bool, what)
-    if kind == "config":
-        return PartitionConfiguration.from_wire(wire_field(data, name, dict, what))
-    if kind == "mutation":
-        return _decode_mutation(wire_field(data, name, bytes, what), what)
-    if kind == "mutations":
-        return tuple(_decode_mutation(raw, what) for raw in wire_field(data, name, (list, tuple), what))
-    if kind == "status":
-        try:
-            return PartitionStatus(wire_field(data, name, str, what))
-        except ValueError:
-            raise WireFormatError(f"{what}: unknown status {data[name]!r}") from None
-    if kind == "any":
-        if name not in data:
-            raise WireFormatError(f"{what}: missing field {name!r}")
-        return data[name]
-    raise AssertionError(f"unknown wire kind {kind}")
+def _decode_status(data: dict, name: str, what: str) -> PartitionStatus:
+    try:
+        return PartitionStatus(wire_field(data, name, str, what))
+    except ValueError:
+        raise WireFormatError(f"{what}: unknown status {data[name]!r}") from None
+
+
+def _decode_any(data: dict, name: str, what: str) -> Any:
+    if name not in data:
+        raise WireFormatError(f"{what}: missing field {name!r}")
+    return data[name]
+
+
+_DECODERS = {
+    "gpid": lambda data, name, what: wire_gpid(data, what),
+    "int": lambda data, name, what: wire_field(data, name, int, what),
+    "str": lambda data, name, what: wire_field(data, name, str, what),
+    "bool": lambda data, name, what: wire_field(data, name, bool, what),
+    "config": lambda data, name, what: PartitionConfiguration.from_wire(wire_field(data, name, dict, what)),
+    "mutation": lambda data, name, what: _decode_mutation(wire_field(data, name, bytes, what), what),
+    "mutations": lambda data, name, what: tuple(_decode_mutation(raw, what)
+                                                for raw in wire_field(data, name, (list, tuple), what)),
+    "status": _decode_status,
+    "any": _decode_any,
+}
 
 
 class _Message:
-    """Declarative codec: ``WIRE`` maps each field to its wire kind."""
+    """Declarative codec: ``WIRE`` maps each field, in declaration order, to its wire kind."""
 
     __slots__ = ()
     TYPE: ClassVar[str]
@@ -99,14 +101,24 @@ class _Message:
 
     def to_wire(self) -> dict:
         out = {"type": self.TYPE}
-        for f in fields(self):  # type: ignore[arg-type]
-            out[f.name] = _encode_value(self.WIRE[f.name], getattr(self, f.name))
+        for name, kind in self.WIRE.items():
+            out[name] = _encode_value(kind, getattr(self, name))
         return out
 
     @classmethod
     def from_wire(cls, data: dict) -> Any:
-        what = f"replication message {cls.TYPE!r}"
-        values = {name: _decode_value(kind, data, name, what) for name, kind in cls.WIRE.items()}
+        what = "replication message " + cls.TYPE
+        values = {}
+        for name, kind in cls.WIRE.items():
+            value = data.get(name)
+            # fast path for the plain fields that make up most of every message
+            if (kind == "int" and type(value) is int) or (kind == "str" and type(value) is str):
+                values[name] = value
+            elif kind == "gpid" and type(value) is list and len(value) == 2 and type(value[0]) is int \
+                    and type(value[1]) is int:
+                values[name] = (value[0], value[1])
+            else:
+                values[name] = _DECODERS[kind](data, name, what)
         return cls(**values)
 
 
