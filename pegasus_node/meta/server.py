@@ -58,6 +58,7 @@ class MetaServer:
         # In memory only, from beacons: each server's newest replica reports, and each partition's commit point.
         self.reports: dict[str, dict[Gpid, ReplicaReport]] = {}
         self.committed: dict[Gpid, int] = {}
+        self._report_sent_ms: dict[str, int] = {}  # send time of the beacon whose reports we keep, per server
         self.pool: RpcClientPool | None = None
         self.nodes: dict[str, NodeState] = {}
         self.next_app_id = 1
@@ -281,6 +282,12 @@ class MetaServer:
         node.last_beacon_at = self.clock()
         node.ever_seen = True
         node.declared_dead = False
+        previous_send = self._report_sent_ms.get(address, -1)
+        if send_time_ms < previous_send:
+            # An older beacon overtaken by a newer one: its reports are stale; still answer it.
+            return {"assignments": self.assignments_for(address, self.reports.get(address)),
+                    "purged_app_ids": list(self.purged_app_ids)}
+        self._report_sent_ms[address] = send_time_ms
         reports = {}
         for raw in replicas:
             try:
@@ -292,7 +299,6 @@ class MetaServer:
             config = self._config(report.gpid)
             if config is not None and config.primary == address:
                 self.committed[report.gpid] = report.last_committed_decree
-        # Beacons are acknowledged one at a time, in order, so the newest one to arrive is the newest sent.
         self.reports[address] = reports
         return {"assignments": self.assignments_for(address, reports), "purged_app_ids": list(self.purged_app_ids)}
 

@@ -158,3 +158,21 @@ def test_events_record_tables_and_liveness(tmp_path):
     assert meta.events_since(last)["events"] == []
     meta.on_beacon(NODES[1], [])
     assert [e["kind"] for e in meta.events_since(last)["events"]] == ["node_alive"]
+
+
+def test_an_overtaken_beacon_does_not_replace_newer_reports(tmp_path):
+    meta = make_meta(tmp_path)
+    beacon_all(meta, NODES)
+    app = meta.create_app("t1", 1, 1)
+    gpid = [app.app_id, 0]
+    primary = meta.partitions[app.app_id][0].primary
+
+    def report(decree):
+        return [{"gpid": gpid, "ballot": 1, "status": "PRIMARY", "last_committed_decree": decree,
+                 "last_durable_decree": decree}]
+
+    meta.on_beacon(primary, report(9), send_time_ms=2000)
+    reply = meta.on_beacon(primary, report(3), send_time_ms=1000)  # sent earlier, arrived later
+    assert meta.committed[tuple(gpid)] == 9
+    assert meta.reports[primary][tuple(gpid)].last_committed_decree == 9
+    assert reply["assignments"], "an overtaken beacon is still answered"
