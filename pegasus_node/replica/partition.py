@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -143,11 +143,15 @@ class PartitionReplica:
         """No longer assigned here: stop serving; the data stays on disk (it may be assigned again)."""
         self._closed = True
         self._fail_waiting(PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} closed on this server"))
-        if self.engine is not None and not self._checkpointing and (self.log_writer is None
-                                                                     or not self.log_writer.busy):
+        self.core = None
+        self._close_engine_when_idle()
+
+    def _close_engine_when_idle(self) -> None:
+        """The engine closes once no WAL batch or checkpoint still uses it (they call this when they end)."""
+        if (self._closed and self.engine is not None and not self._checkpointing
+                and (self.log_writer is None or not self.log_writer.busy)):
             self.engine.close()
             self.engine = None
-        self.core = None
 
     def _fail_waiting(self, error: PegasusError) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -197,6 +201,8 @@ class PartitionReplica:
     def _on_durable(self, seq: int) -> None:
         if self.core is not None:
             self.run(self.core.on_log_durable(self.server.clock(), seq))
+        else:
+            self._close_engine_when_idle()
 
     def _on_log_failed(self, error: PegasusError) -> None:
         if self.core is not None and not self.error_message:
@@ -373,6 +379,4 @@ class PartitionReplica:
             return snapshot.decree
         finally:
             self._checkpointing = False
-            if self._closed and self.engine is not None:
-                self.engine.close()
-                self.engine = None
+            self._close_engine_when_idle()

@@ -116,7 +116,7 @@ def test_liveness_follows_grace(tmp_path):
 def test_beacon_returns_assignments_and_records_decrees(tmp_path):
     meta = make_meta(tmp_path)
     beacon_all(meta, NODES)
-    app = meta.create_app("t1", 3, 1)
+    meta.create_app("t1", 3, 1)
     mine = meta.on_beacon(NODES[0], [])["assignments"]
     assert mine and all(a["primary"] == NODES[0] and a["app_name"] == "t1" for a in mine)
     gpid = mine[0]["gpid"]
