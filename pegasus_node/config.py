@@ -41,8 +41,8 @@ class NodeConfig:
     grace_seconds: float = 5.0
     fsync: bool = True
     wal_segment_max_bytes: int = 64 * 1024 * 1024
-    # How many mutations of one replica may be in the WAL writer at once (fsyncs in flight).
-    wal_pipeline_depth: int = 1
+    # The server's shared log starts a new segment (and drops the old ones) past this size.
+    shared_log_rotate_bytes: int = 32 * 1024 * 1024
     # The primary's prepare window: mutations prepared but not committed. A smaller window folds more
     # concurrent client writes into each mutation (fewer messages and fsyncs per write).
     max_inflight_mutations: int = 4
@@ -67,8 +67,8 @@ class NodeConfig:
                 f"(got {self.beacon_interval_seconds}, {self.lease_seconds}, {self.grace_seconds}): an old "
                 "primary must stop serving before the meta server may appoint a new one"
             )
-        if self.wal_pipeline_depth < 1:
-            raise ConfigError("[replication] wal_pipeline_depth must be >= 1")
+        if self.shared_log_rotate_bytes < 1 << 20:
+            raise ConfigError("[replication] shared_log_rotate_bytes must be at least 1048576")
         if self.state_store not in ("file", "zookeeper"):
             raise ConfigError(f"[meta_server] state_store must be 'file' or 'zookeeper', not {self.state_store!r}")
         if self.state_store == "zookeeper" and not self.zookeeper_hosts:
@@ -95,7 +95,7 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("replication", "fd_grace_seconds"): "grace_seconds",
     ("replication", "fsync"): "fsync",
     ("replication", "wal_segment_max_bytes"): "wal_segment_max_bytes",
-    ("replication", "wal_pipeline_depth"): "wal_pipeline_depth",
+    ("replication", "shared_log_rotate_bytes"): "shared_log_rotate_bytes",
     ("replication", "max_inflight_mutations"): "max_inflight_mutations",
     ("replication", "prepare_timeout_seconds"): "prepare_timeout_seconds",
     ("replication", "checkpoint_interval_seconds"): "checkpoint_interval_seconds",

@@ -2,8 +2,10 @@
 
 A fail point is a name and an action. Names:
 
-- ``send_to:HOST:PORT``: every RPC request this node sends to that peer (``send_to:*`` for all peers);
-- ``handler:METHOD``: the reply of every request this node handles for that RPC method (stalls a handler);
+- ``send_to:HOST:PORT``: every RPC request and notify this node sends to that peer (``send_to:*`` for all
+  peers);
+- ``handler:METHOD``: the reply of every request this node handles for that RPC method (stalls a handler),
+  and every notify of that method it receives (a dropped notify is not handled, a delayed one later);
 - ``wal.fsync``: every WAL write + fsync of every replica on this node.
 
 Actions: ``off``, ``drop`` (a message is lost; for ``wal.fsync``, the write fails as with a full disk),
@@ -105,7 +107,7 @@ class FailPointRegistry:
             return None
         if kind == "request":
             action = self._fires(f"send_to:{address}") or self._fires("send_to:*")
-        else:
+        else:  # "reply" or "notify": this node handling a message
             action = self._fires(f"handler:{method}")
         if action is None:
             return None

@@ -82,14 +82,16 @@ class PartitionInvoker:
             if stale_version is not None:
                 await self._refresh(stale_version, deadline)
                 stale_version = None
-            try:
-                config = await self._bounded(self.cache.get(), deadline)
-            except TableNotFoundError:
-                raise
-            except (PegasusError, DeferredTimeoutError) as e:
-                last_error = e
-                await backoff.sleep(self._clock, deadline)
-                continue
+            config = self.cache.config  # nearly always there: no Deferred to wait for on the hot path
+            if config is None:
+                try:
+                    config = await self._bounded(self.cache.get(), deadline)
+                except TableNotFoundError:
+                    raise
+                except (PegasusError, DeferredTimeoutError) as e:
+                    last_error = e
+                    await backoff.sleep(self._clock, deadline)
+                    continue
             part = self._route(config, hash_key, partition)
             if not part.primary:
                 last_error = PegasusError(

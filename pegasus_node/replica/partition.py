@@ -2,8 +2,8 @@
 
 The core (pegasus_node/replication) decides everything PacificA decides; this edge feeds it events (client
 writes, peer messages, configurations, the lease, fsync completions, ticks) and carries out the effects it
-returns, in order, as the simulator's edge does (tests/sim/replica_server.py): the WAL through a
-group-committing ``PipelinedLogWriter``, applies through the storage engine, messages over RPC to peer
+returns, in order, as the simulator's edge does (tests/sim/replica_server.py): the WAL through the server's
+group commit (``ServerLogWriter``: one fsync per cycle for every replica on the server), applies through the storage engine, messages over RPC to peer
 replica servers, requests to the meta server, and learner state read from the WAL or a checkpoint.
 
 The storage engine opens with its checkpoint only: the core alone knows which logged mutations are
@@ -25,7 +25,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
-from pegasus_node.replica.log_writer import PipelinedLogWriter
+from pegasus_node.replica.log_writer import ReplicaLog
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration, PartitionStatus
 from pegasus_node.replication.core import ReplicaCore
@@ -82,7 +82,7 @@ class PartitionReplica:
         self.partition_count = 0
         self.engine: StorageEngine | None = None
         self.core: ReplicaCore | None = None
-        self.log_writer: PipelinedLogWriter | None = None
+        self.log_writer: ReplicaLog | None = None
         self.error_message = ""
         self.checkpoint_decree = 0
         self.checkpointed_at = time.monotonic()
@@ -125,8 +125,8 @@ class PartitionReplica:
             log.warn("replica {gpid}: {warning}", gpid=self.gpid, warning=warning)
         log.info("replica {gpid} opened: checkpoint {c}, {n} logged mutations, ballot {b}", gpid=self.gpid,
                  c=report.checkpoint_decree, n=len(self.engine.recovered_log), b=ballot)
-        self.log_writer = PipelinedLogWriter(self.engine.wal, self.server.fail_points, self._on_durable,
-                                             self._on_log_failed, config.wal_pipeline_depth)
+        self.log_writer = self.server.log_writer.attach(self.gpid, self.engine.wal, self._on_durable,
+                                                        self._on_log_failed)
         now = self.server.clock()
         self.run(self.core.start(now))
         self.run(self.core.on_lease(now, self.server.lease.valid_until))
@@ -152,6 +152,8 @@ class PartitionReplica:
                 and (self.log_writer is None or not self.log_writer.busy)):
             self.engine.close()
             self.engine = None
+            if self.log_writer is not None:
+                self.log_writer.detach()
 
     def _fail_waiting(self, error: PegasusError) -> None:
         waiting, self._waiting = self._waiting, {}

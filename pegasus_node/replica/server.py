@@ -8,8 +8,10 @@ reply's arrival, is what guarantees that we stop serving as primary before the m
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from pathlib import Path
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -20,13 +22,19 @@ from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replica.data_handlers import DataHandlers
+from pegasus_node.replica.log_writer import ServerLogWriter
 from pegasus_node.replica.partition import PartitionReplica, remove_replica_dir, replica_dir
+from pegasus_node.replica.peer_outbox import MESSAGES_METHOD, PeerOutbox
 from pegasus_node.replication.config import PartitionConfiguration, ReplicationOptions, WireFormatError
 from pegasus_node.replication.lease import ReplicaLease
 from pegasus_node.replication.messages import decode_message
-from pegasus_node.twisted_rpc import RpcClientPool, RpcServer, expect
+from pegasus_node.storage.shared_log import SharedLog
+from pegasus_node.twisted_rpc import RateLimitedLog, RpcClientPool, RpcServer, expect
 
 log = Logger(namespace="pegasus.replica_server")
+# Batched replication messages are one-way: nobody hears of one that is skipped but this log, and a broken or
+# confused peer can send thousands a second.
+undelivered_log = RateLimitedLog(log)
 
 
 class ReplicaServer:
@@ -45,6 +53,9 @@ class ReplicaServer:
                                                       prepare_timeout_seconds=config.prepare_timeout_seconds)
         self.lease = ReplicaLease(config.lease_seconds)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}
+        # Held for the process's life: its LOCK keeps a second server off this data directory.
+        self.shared_log = self._recover_shared_log()
+        self.log_writer = ServerLogWriter(self.shared_log if config.fsync else None, self.fail_points, reactor)
         self._meta_index = 0
         self._beacon_failures = 0
         self.remote_commands = RemoteCommands()
@@ -52,6 +63,17 @@ class ReplicaServer:
         self._beacon_loop = task.LoopingCall(self.send_beacon)
         self._tick_loop = task.LoopingCall(self.tick)
         self._checkpoint_loop = task.LoopingCall(self.checkpoint_due)
+
+    def _recover_shared_log(self) -> SharedLog:
+        """Before any replica opens: WAL writes that only the shared log made durable go back into the WALs.
+        Without fsync there is nothing to make durable, so nothing is appended to it (an old one still counts)."""
+        config = self.config
+        shared_log, report = SharedLog.recover(Path(config.data_dir) / "slog",
+                                               lambda gpid: replica_dir(config.data_dir, *gpid) / "wal",
+                                               fsync=config.fsync, rotate_bytes=config.shared_log_rotate_bytes)
+        if report.records:
+            log.info("shared log recovered: {summary}", summary=report.summary())
+        return shared_log
 
     # ----- routing -----
 
@@ -73,11 +95,14 @@ class ReplicaServer:
 
     # ----- peers and the meta server -----
 
+    @functools.cached_property
+    def outbox(self) -> PeerOutbox:
+        return PeerOutbox(self.pool, self.reactor)
+
     def send_message(self, to: str, message) -> None:
-        """One-way: a lost message is the protocol's business (the core retries), so failures are dropped."""
-        d = self.pool.call(to, "replication.message", {"message": message.to_wire()},
-                           self.replication_options.prepare_retry_seconds * 4)
-        d.addErrback(lambda failure: None)
+        """One-way: a lost message is the protocol's business (the core retries), so nothing comes back. The
+        messages of one reactor turn to one peer travel together (peer_outbox.py)."""
+        self.outbox.send(to, message.to_wire())
 
     def report_to_meta(self, request) -> None:
         d = self.pool.call(self.meta_address, "meta.config_change_request", request.to_wire(), 5.0)
@@ -172,6 +197,7 @@ class ReplicaServer:
     def status(self) -> dict:
         return {"address": self.address, "lease_valid": self.lease_valid(), "counters": dict(self.data.counters),
                 "lease_remaining_ms": int(self.lease.remaining(self.clock()) * 1000),
+                "log_writer": self.log_writer.stats(),
                 "replicas": [replica.status_entry() for replica in self.replicas.values()]}
 
     def server_info(self) -> dict:
@@ -183,23 +209,43 @@ class ReplicaServer:
         self.data.register(server)
         server.register("replica.status", lambda body, ctx: self.status())
         server.register("replication.message", self._rpc_replication_message)
+        server.register(MESSAGES_METHOD, self._rpc_replication_messages)
         server.register("replica.config_update", self._rpc_config_update)
         server.register("node.remote_command", self._rpc_remote_command)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
         self.remote_commands.register("replica.checkpoint", lambda args: self.checkpoint_all(),
                                       "write a checkpoint of every replica now and GC the WAL")
 
-    def _rpc_replication_message(self, body, ctx):
-        b = expect(body, {"message": dict})
+    def _deliver_replication_message(self, wire) -> None:
+        """Decode a message's ``to_wire()`` and hand it to its replica. Raises PegasusError: ERR_INVALID_PARAMETERS
+        when it is malformed, ERR_OBJECT_NOT_FOUND when its partition is not hosted here."""
         try:
-            message = decode_message(b["message"])
+            message = decode_message(wire)
         except WireFormatError as exc:
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"malformed replication message: {exc}") from None
         replica = self.replicas.get(tuple(message.gpid))
         if replica is None:
             raise PegasusError(ErrorCode.ERR_OBJECT_NOT_FOUND, f"partition {message.gpid} is not hosted here")
         replica.on_message(message)
+
+    def _rpc_replication_message(self, body, ctx):
+        b = expect(body, {"message": dict})
+        self._deliver_replication_message(b["message"])
         return {}
+
+    def _rpc_replication_messages(self, body, ctx):
+        """A peer's batch (a notify: see peer_outbox.py). Each message stands alone, as when each was an RPC: one
+        that cannot be delivered is logged and skipped, and the rest are delivered."""
+        b = expect(body, {"messages": list})
+        for wire in b["messages"]:
+            try:
+                self._deliver_replication_message(wire)
+            except PegasusError as exc:
+                # A partition not hosted here is routine while configurations change; a malformed message is not.
+                report = undelivered_log.info if exc.code == ErrorCode.ERR_OBJECT_NOT_FOUND else undelivered_log.warn
+                report(exc.code, "replication message from {peer} skipped: {error}", peer=ctx.peer, error=exc.message)
+            except Exception:
+                undelivered_log.failure("handler", "replication message from {peer} failed", peer=ctx.peer)
 
     def _rpc_config_update(self, body, ctx):
         """The meta server pushes a changed configuration at once, so nobody waits for the next beacon."""
@@ -213,8 +259,8 @@ class ReplicaServer:
         return defer.maybeDeferred(lambda: result).addCallback(lambda out: {"output": out})
 
     def start(self) -> None:
-        # WAL fsyncs and learner loads run in the reactor's thread pool.
-        self.reactor.suggestThreadPoolSize(32)
+        # Log writer cycles, checkpoints and learner loads run in the reactor's thread pool.
+        self.reactor.suggestThreadPoolSize(16)
         self._beacon_loop.start(self.config.beacon_interval_seconds, now=True)
         self._tick_loop.start(0.1, now=False)
         self._checkpoint_loop.start(min(5.0, self.config.checkpoint_interval_seconds), now=False)
@@ -226,4 +272,5 @@ class ReplicaServer:
                 loop.stop()
         for replica in self.replicas.values():
             replica.close()
+        self.log_writer.stop()
         yield self.pool.close()

@@ -193,10 +193,13 @@ class ReplicationOptions:
     meta_request_retry_seconds: float = 1.0  # re-send a remove/upgrade request until the ballot moves
     keep_committed_mutations: int = 256  # committed mutations kept in memory for lagging members and learners
     max_buffered_prepares: int = 1024  # out-of-order prepares (and those arriving while learning) kept
+    # A learn response carries at most this many bytes of mutations (at least one): a learner far behind
+    # catches up over several rounds, each well inside the transport's frame limit.
+    max_learn_bytes: int = 4 << 20
 
     def __post_init__(self) -> None:
         for name in ("max_inflight_mutations", "max_batch_ops", "max_batch_bytes", "keep_committed_mutations",
-                     "max_buffered_prepares"):
+                     "max_buffered_prepares", "max_learn_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"replication option {name} must be >= 1, got {getattr(self, name)}")
         for name in ("prepare_retry_seconds", "prepare_timeout_seconds", "group_check_seconds",

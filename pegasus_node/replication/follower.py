@@ -164,6 +164,8 @@ class FollowerRole:
         effects.extend(self._drain(now))
         effects.extend(core.commit_to(min(response.committed, self.valid_end)))
         effects.extend(self.on_log_durable())
+        if response.committed > self.valid_end:
+            effects.extend(self._learn(now))  # the primary sent a part (max_learn_bytes): on with the rest
         return effects
 
     # ------------------------------------------------------------------------------------------- timers

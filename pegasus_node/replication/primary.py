@@ -246,6 +246,17 @@ class PrimaryRole:
     def _learn_response(self, to: str, learn_id: int, checkpoint: object, checkpoint_decree: int,
                         mutations: list[Mutation]) -> Send:
         core = self.core
+        budget = core.options.max_learn_bytes - (len(checkpoint) if isinstance(checkpoint, (bytes, bytearray)) else 0)
         response = LearnResponse(core.gpid, core.ballot, core.address, core.config, learn_id, core.committed,
-                                 checkpoint_decree, checkpoint, tuple(mutations))
+                                 checkpoint_decree, checkpoint, _prefix_within(mutations, budget))
         return Send(to, response)
+
+
+def _prefix_within(mutations: list[Mutation], budget: int) -> tuple[Mutation, ...]:
+    """The longest prefix whose encoded size fits ``budget`` (at least one mutation, so learning advances)."""
+    size = 0
+    for count, mutation in enumerate(mutations):
+        size += len(mutation.encode())
+        if size > budget and count > 0:
+            return tuple(mutations[:count])
+    return tuple(mutations)

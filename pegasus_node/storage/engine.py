@@ -16,7 +16,6 @@ from memory at the same points without ever changing the outcome of a later muta
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import time
@@ -38,6 +37,7 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .errors import RESTORE_ADVICE, ApplyOrderError, StorageError
+from .fsutil import lock_directory
 from .memtable import Memtable, Record
 from .mutation import Mutation
 from .operations import apply_writes
@@ -64,17 +64,6 @@ class RecoveryReport:
             parts.append(f"decrees {self.gap[0]}..{self.gap[1]} are missing from the WAL")
         parts.extend(self.fallbacks)
         return "; ".join(parts)
-
-
-def _lock_directory(directory: Path) -> int:
-    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise StorageError(f"the storage directory {directory} is in use by another engine "
-                           f"(its LOCK file is held)") from None
-    return fd
 
 
 class StorageEngine:
@@ -109,7 +98,7 @@ class StorageEngine:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the storage directory {directory}: {exc.strerror}") from exc
-        lock_fd = _lock_directory(directory)
+        lock_fd = lock_directory(directory, "engine")
         try:
             loaded, fallbacks, damaged = load_newest_valid(directory / "checkpoints")
             wal = WriteAheadLog.open(directory / "wal", fsync=fsync, segment_max_bytes=segment_max_bytes)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
+
+from .errors import StorageError
 
 
 def fsync_dir(directory: Path) -> None:
@@ -13,3 +16,15 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_directory(directory: Path, holder: str) -> int:
+    """Hold ``directory/LOCK`` (until the returned fd is closed), so that two processes never share it."""
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StorageError(f"the storage directory {directory} is in use by another {holder} "
+                           f"(its LOCK file is held)") from None
+    return fd

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from crc32c import crc32c
 from sortedcontainers import SortedDict
@@ -38,10 +39,42 @@ FRAME_HEADER = struct.Struct(">II")
 MAX_RECORD_BYTES = 256 << 20  # a length above this in a frame header is garbage, not a record
 DEFAULT_SEGMENT_MAX_BYTES = 64 << 20
 _SEGMENT_NAME = re.compile(r"wal\.(\d{8})\.(\d{20})\.log")
+INCARNATION_FILE = "INCARNATION"
 
 
 def segment_name(seq: int, first_decree: int) -> str:
     return f"wal.{seq:08d}.{first_decree:020d}.log"
+
+
+def segment_seq(name: str) -> int | None:
+    match = _SEGMENT_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def read_incarnation(directory: Path) -> str | None:
+    try:
+        return (directory / INCARNATION_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _ensure_incarnation(directory: Path, fsync: bool) -> str:
+    """A random name for this log's life: a log deleted and created again in the same place gets a new one,
+    so the server's shared log never replays an old life's writes into it (storage/shared_log.py)."""
+    existing = read_incarnation(directory)
+    if existing:
+        return existing
+    token = secrets.token_hex(8)
+    tmp = directory / (INCARNATION_FILE + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(token)
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+    os.replace(tmp, directory / INCARNATION_FILE)
+    if fsync:
+        fsync_dir(directory)
+    return token
 
 
 def encode_frame(mutation: Mutation) -> bytes:
@@ -51,7 +84,7 @@ def encode_frame(mutation: Mutation) -> bytes:
         raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
                            f"mutation {mutation.decree} encodes to {len(payload)} bytes; "
                            f"the WAL record limit is {MAX_RECORD_BYTES}")
-    return FRAME_HEADER.pack(len(payload), crc32c(payload)) + payload
+    return frame(payload)
 
 
 class TornTail(NamedTuple):
@@ -102,8 +135,19 @@ def resolve_log(records: Iterable[Mutation]) -> list[Mutation]:
     return list(kept.values())
 
 
-def _frame_at(buf: bytes, offset: int) -> tuple[Mutation, int] | str:
-    """The record starting at ``offset`` and where it ends, or why there is no valid record there."""
+def _decode_mutation(payload: bytes) -> Mutation | str:
+    try:
+        mutation = Mutation.decode(payload)
+    except Exception as exc:  # the CRC matched, so this is a writer bug, still a bad record
+        return f"the record does not decode as a mutation ({exc})"
+    if not all(isinstance(x, int) for x in (mutation.ballot, mutation.decree, mutation.timestamp_us)):
+        return "the record is not a mutation"
+    return mutation
+
+
+def _frame_at(buf: bytes, offset: int, decode: Callable[[bytes], Any]) -> tuple[Any, int] | str:
+    """The record starting at ``offset`` and where it ends, or why there is no valid record there.
+    ``decode`` turns a payload whose CRC matched into a record, or into a str saying why it is not one."""
     if len(buf) - offset < FRAME_HEADER.size:
         return "truncated frame header"
     length, crc = FRAME_HEADER.unpack_from(buf, offset)
@@ -115,36 +159,36 @@ def _frame_at(buf: bytes, offset: int) -> tuple[Mutation, int] | str:
     payload = memoryview(buf)[offset + FRAME_HEADER.size : end]
     if crc32c(payload) != crc:
         return "CRC32C mismatch"
-    try:
-        mutation = Mutation.decode(bytes(payload))
-        if not all(isinstance(x, int) for x in (mutation.ballot, mutation.decree, mutation.timestamp_us)):
-            return "the record is not a mutation"
-    except Exception as exc:  # the CRC matched, so this is a writer bug, still a bad record
-        return f"the record does not decode as a mutation ({exc})"
-    return mutation, end
+    record = decode(bytes(payload))
+    return record if isinstance(record, str) else (record, end)
 
 
-def _valid_frame_after(buf: bytes, start: int) -> bool:
+def _valid_frame_after(buf: bytes, start: int, decode: Callable[[bytes], Any]) -> bool:
     for pos in range(start, len(buf) - FRAME_HEADER.size + 1):
-        if not isinstance(_frame_at(buf, pos), str):
+        if not isinstance(_frame_at(buf, pos, decode), str):
             return True
     return False
 
 
-def _parse_segment(path: Path, buf: bytes, tail_may_be_torn: bool) -> tuple[list[Mutation], int]:
-    """Records in ``buf`` and the length of its valid prefix (shorter than ``buf`` only for a torn tail)."""
-    records: list[Mutation] = []
+def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
+                  decode: Callable[[bytes], Any] = _decode_mutation) -> tuple[list, int]:
+    """Records in ``buf`` and the length of its valid prefix (shorter than ``buf`` only for a torn tail).
+    Shared with the replica server's shared log, which frames its records the same way."""
+    records: list = []
     offset = 0
     while offset < len(buf):
-        found = _frame_at(buf, offset)
+        found = _frame_at(buf, offset, decode)
         if isinstance(found, str):
-            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1):
+            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, decode):
                 return records, offset
             raise WalCorruptionError(path, offset, found)
-        mutation, offset = found
-        records.append(mutation)
+        record, offset = found
+        records.append(record)
     return records, offset
 
+
+def frame(payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(len(payload), crc32c(payload)) + payload
 
 
 class WriteAheadLog:
@@ -152,8 +196,10 @@ class WriteAheadLog:
     worker writes them; ``read_from``, ``gc`` and the properties never wait for a write or fsync."""
 
     def __init__(self, directory: Path, segments: list[_Segment], recovered: list[Mutation],
-                 torn_tail: TornTail | None, *, fsync: bool, segment_max_bytes: int) -> None:
+                 torn_tail: TornTail | None, *, fsync: bool, segment_max_bytes: int, incarnation: str = "") -> None:
         self.directory = directory
+        self.incarnation = incarnation
+        self.close_sync_failed = False  # close() could not fsync: what it wrote is durable only in a shared log
         self.torn_tail = torn_tail
         self.recovered_record_count = len(recovered)
         self._recovered = recovered
@@ -180,6 +226,7 @@ class WriteAheadLog:
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            incarnation = _ensure_incarnation(directory, fsync)
             names = [path.name for path in directory.iterdir()]
         except OSError as exc:
             raise StorageError(f"cannot open the WAL directory {directory}: {exc.strerror or exc}") from exc
@@ -194,7 +241,7 @@ class WriteAheadLog:
                 buf = path.read_bytes()
             except OSError as exc:
                 raise StorageError(f"cannot read WAL segment {path}: {exc.strerror}") from exc
-            records, valid_len = _parse_segment(path, buf, tail_may_be_torn=is_last)
+            records, valid_len = parse_records(path, buf, tail_may_be_torn=is_last)
             if valid_len < len(buf):
                 torn_tail = TornTail(path, valid_len, len(buf) - valid_len)
                 cls._cut(path, valid_len, fsync)
@@ -205,7 +252,8 @@ class WriteAheadLog:
             segments.append(segment)
         if segments and segments[-1].size == 0:  # left by a crash right after a roll, or emptied by the cut
             segments.pop().path.unlink(missing_ok=True)
-        return cls(directory, segments, recovered, torn_tail, fsync=fsync, segment_max_bytes=segment_max_bytes)
+        return cls(directory, segments, recovered, torn_tail, fsync=fsync, segment_max_bytes=segment_max_bytes,
+                   incarnation=incarnation)
 
     @staticmethod
     def _cut(path: Path, length: int, fsync: bool) -> None:
@@ -382,7 +430,7 @@ class WriteAheadLog:
                                    f"decree {decree} is no longer in the log") from None
             except OSError as exc:
                 raise StorageError(f"cannot read WAL segment {path}: {exc.strerror}") from exc
-            segment_records, _ = _parse_segment(path, buf, tail_may_be_torn=False)
+            segment_records, _ = parse_records(path, buf, tail_may_be_torn=False)
             records.extend(segment_records)
         return iter([m for m in resolve_log(records) if m.decree >= decree])
 
@@ -439,10 +487,30 @@ class WriteAheadLog:
                 raise StorageError(f"cannot fsync the WAL directory {self.directory}: {exc.strerror}") from exc
         return doomed
 
+    def sync_all(self) -> None:
+        """fsync every segment still open (blocking): what was written so far no longer needs the shared
+        log's copy. Raises StorageError. A closed log synced itself when it closed."""
+        with self._write_lock:
+            if self._closed or not self._fsync:
+                return
+            fds = list(self._retired_fds.values()) + ([self._fd] if self._fd is not None else [])
+            try:
+                for fd in fds:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise StorageError(f"fsync of the WAL in {self.directory} failed: {exc.strerror or exc}") from exc
+
     def close(self) -> None:
-        """Waits for a batch being written; pending (untaken) appends are dropped."""
+        """Waits for a batch being written; pending (untaken) appends are dropped. What was written is fsynced
+        first: it may be durable only in the server's shared log, which does not keep it forever."""
         with self._write_lock:
             self._closed = True
+            if self._fsync:
+                try:
+                    for fd in list(self._retired_fds.values()) + ([self._fd] if self._fd is not None else []):
+                        os.fsync(fd)
+                except OSError:
+                    self.close_sync_failed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

@@ -4,6 +4,7 @@ from pegasus_node.twisted_rpc.address import format_address, parse_address
 from pegasus_node.twisted_rpc.client import PeerStatus, RpcClientPool
 from pegasus_node.twisted_rpc.codec import (
     DEFAULT_MAX_FRAME_BYTES,
+    KIND_NOTIFY,
     KIND_REPLY,
     KIND_REQUEST,
     FrameDecodeError,
@@ -11,26 +12,32 @@ from pegasus_node.twisted_rpc.codec import (
     FrameError,
     FrameTooLargeError,
     InvalidEnvelopeError,
+    Notify,
     Reply,
     Request,
     code_name,
     encode_error_reply,
     encode_frame,
+    encode_notify,
     encode_reply,
     encode_request,
     error_message,
     pack_payload,
+    parse_incoming,
+    parse_notify,
     parse_reply,
     parse_request,
     unpack_payload,
 )
 from pegasus_node.twisted_rpc.fail_points import DROP, FailPoints, delay
+from pegasus_node.twisted_rpc.log_limit import RateLimitedLog
 from pegasus_node.twisted_rpc.server import PING_METHOD, RpcContext, RpcServer
 from pegasus_node.twisted_rpc.validation import check_field, expect
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "DROP",
+    "KIND_NOTIFY",
     "KIND_REPLY",
     "KIND_REQUEST",
     "PING_METHOD",
@@ -40,7 +47,9 @@ __all__ = [
     "FrameError",
     "FrameTooLargeError",
     "InvalidEnvelopeError",
+    "Notify",
     "PeerStatus",
+    "RateLimitedLog",
     "Reply",
     "Request",
     "RpcClientPool",
@@ -51,6 +60,7 @@ __all__ = [
     "delay",
     "encode_error_reply",
     "encode_frame",
+    "encode_notify",
     "encode_reply",
     "encode_request",
     "error_message",
@@ -58,6 +68,8 @@ __all__ = [
     "format_address",
     "pack_payload",
     "parse_address",
+    "parse_incoming",
+    "parse_notify",
     "parse_reply",
     "parse_request",
     "unpack_payload",

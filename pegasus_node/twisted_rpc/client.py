@@ -5,10 +5,15 @@ the server's error code, ERR_TIMEOUT when the caller's deadline passes, or ERR_N
 connection cannot be made or is lost while the request is in flight. Connections are made on demand; after a
 failed connect the address is in backoff (50 ms doubling to 2 s by default), during which calls fail at once
 with ERR_NETWORK_FAILURE, so callers retrying within their own deadline are never stuck behind it.
+
+``RpcClientPool.notify`` sends a one-way message: nothing is returned and nothing comes back. It goes the way a
+call would (written at once, queued while connecting, held by a fail point) but where a call would fail, the
+notify is dropped and counted in ``pegasus_rpc_notifies{role="client"}``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred, DeferredList, fail
@@ -26,15 +31,22 @@ from pegasus_node.twisted_rpc.codec import (
     FrameDecoder,
     FrameError,
     code_name,
+    encode_notify,
     encode_request,
     error_message,
     parse_reply,
 )
 from pegasus_node.twisted_rpc.deadline_wheel import Bucket, DeadlineWheel
 from pegasus_node.twisted_rpc.fail_points import FailPoints, delay_seconds
+from pegasus_node.twisted_rpc.log_limit import RateLimitedLog
+from pegasus_node.twisted_rpc.metrics import CLIENT_ROLE, NOTIFY_DROPPED, NOTIFY_SENT, UNKNOWN_METHOD, RpcMetrics
 from pegasus_node.twisted_rpc.server import PING_METHOD
 
 _log = Logger(namespace="pegasus.rpc.client")
+# Notifies are dropped in floods when a peer goes away; one line per kind of drop per interval is plenty.
+_notify_drop_log = RateLimitedLog(_log)
+
+DEFAULT_MAX_QUEUED_NOTIFIES = 4096
 
 _ERR_OK = int(ErrorCode.ERR_OK)
 _NETWORK_FAILURE = ErrorCode.ERR_NETWORK_FAILURE
@@ -43,22 +55,40 @@ _NETWORK_FAILURE = ErrorCode.ERR_NETWORK_FAILURE
 class PeerStatus(NamedTuple):
     state: str  # "connected" | "connecting" | "backoff" | "idle"
     in_flight: int  # sent, awaiting a reply
-    waiting: int  # queued until the connection is up
+    waiting: int  # calls and notifies queued until the connection is up
     backoff_seconds: float  # left before a new connect may be tried
     backoff_delay: float  # the current backoff step (0 after a successful connect)
     last_error: str
 
 
-class _Call:
-    """One outstanding call. It is in exactly one place: queued (``queue``), or sent (``conn``), or done."""
+class _Outgoing:
+    """A call or notify on its way out. Until it is written it may wait in a ``queue`` (a peer's, while it
+    connects, or the pool's, while a fail point holds it), with a ``hold`` timer when the fail point delays it."""
 
-    __slots__ = (
-        "peer", "method", "body", "timeout", "deadline", "deferred", "bucket", "conn", "request_id", "queue", "hold"
-    )
+    __slots__ = ("peer", "method", "queue", "hold")
 
-    def __init__(self, peer: _Peer, method: str, body: Any) -> None:
+    def __init__(self, peer: _Peer, method: str) -> None:
         self.peer = peer
         self.method = method
+        self.queue: dict[_Outgoing, None] | None = None
+        self.hold: IDelayedCall | None = None
+
+    def _leave_queue(self) -> None:
+        if self.queue is not None:
+            self.queue.pop(self, None)
+            self.queue = None
+        if self.hold is not None:
+            self.hold.cancel()
+            self.hold = None
+
+
+class _Call(_Outgoing):
+    """One outstanding call. It is in exactly one place: queued (``queue``), or sent (``conn``), or done."""
+
+    __slots__ = ("body", "timeout", "deadline", "deferred", "bucket", "conn", "request_id")
+
+    def __init__(self, peer: _Peer, method: str, body: Any) -> None:
+        super().__init__(peer, method)
         self.body = body
         self.timeout = 0.0
         self.deadline: float | None = None
@@ -66,20 +96,13 @@ class _Call:
         self.bucket: Bucket | None = None  # the deadline wheel bucket holding this call
         self.conn: _ClientConnection | None = None
         self.request_id = 0
-        self.queue: dict[_Call, None] | None = None
-        self.hold: IDelayedCall | None = None
 
     def _detach(self) -> None:
         conn = self.conn
         if conn is not None:
             conn.pending.pop(self.request_id, None)
             self.conn = None
-        elif self.queue is not None:
-            self.queue.pop(self, None)
-            self.queue = None
-        if self.hold is not None:
-            self.hold.cancel()
-            self.hold = None
+        self._leave_queue()
         self.body = None
 
     def _cancelled(self, _deferred: Deferred) -> None:
@@ -105,6 +128,9 @@ class _Call:
         self._detach()
         self.deferred.errback(PegasusError(code, message))
 
+    def send_on(self, conn: _ClientConnection) -> None:
+        conn.send(self)
+
     def complete(self, code: int, body: Any) -> None:
         """The reply arrived; ``conn`` has already forgotten the request id."""
         self.conn = None
@@ -115,6 +141,25 @@ class _Call:
             self.deferred.callback(body)
         else:
             self.deferred.errback(PegasusError(code, error_message(body)))
+
+
+class _Notify(_Outgoing):
+    """A notify that could not be written at once. It shares the paths that queue, hold and fail calls:
+    ``send_on`` writes it, and ``fail`` drops it where a call would fail."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, peer: _Peer, method: str, frame: bytes) -> None:
+        super().__init__(peer, method)
+        self.frame = frame
+
+    def send_on(self, conn: _ClientConnection) -> None:
+        conn.transport.write(self.frame)
+        self.peer.pool._metrics.notified(self.method, NOTIFY_SENT)
+
+    def fail(self, code: int, message: str) -> None:
+        self._leave_queue()
+        self.peer.pool._notify_dropped(self.method, code, message)
 
 
 class _ClientConnection(Protocol):
@@ -211,14 +256,16 @@ class _Peer:
         self.port = port
         self.connection: _ClientConnection | None = None
         self.connecting: Deferred | None = None
-        self.waiting: dict[_Call, None] = {}
+        self.waiting: dict[_Outgoing, None] = {}
+        # The notifies among ``waiting``, oldest first, so that the oldest can be dropped when there are too many.
+        self.waiting_notifies: deque[_Notify] = deque()
         self.backoff = 0.0
         self.retry_at = 0.0
         self.last_error = ""
 
-    def submit(self, call: _Call) -> None:
+    def submit(self, call: _Outgoing) -> None:
         if self.connection is not None:
-            self.connection.send(call)
+            call.send_on(self.connection)
             return
         if self.connecting is None:
             now = self.pool._reactor.seconds()
@@ -230,6 +277,12 @@ class _Peer:
                 return
         call.queue = self.waiting
         self.waiting[call] = None
+        if type(call) is _Notify:
+            notifies = self.waiting_notifies
+            notifies.append(call)
+            if len(notifies) > self.pool.max_queued_notifies:
+                notifies.popleft().fail(ErrorCode.ERR_BUSY, f"more than {self.pool.max_queued_notifies} notifies "
+                                                            f"queued for {self.address}, which is still connecting")
         if self.connecting is None:
             self._connect()
 
@@ -248,9 +301,10 @@ class _Peer:
         self.retry_at = 0.0
         self.last_error = ""
         waiting, self.waiting = self.waiting, {}
+        self.waiting_notifies.clear()
         for call in waiting:
             call.queue = None
-            connection.send(call)
+            call.send_on(connection)
 
     def _connect_failed(self, failure: Failure) -> None:
         self.connecting = None
@@ -262,6 +316,7 @@ class _Peer:
 
     def fail_waiting(self, message: str) -> None:
         waiting, self.waiting = self.waiting, {}
+        self.waiting_notifies.clear()
         for call in waiting:
             call.queue = None
             call.fail(_NETWORK_FAILURE, message)
@@ -290,7 +345,9 @@ class _Peer:
 class RpcClientPool:
     """Calls RPC methods on servers by address.
 
-    ``fail_points`` (see fail_points.py) is consulted before each request is sent, with kind ``"request"``.
+    ``fail_points`` (see fail_points.py) is consulted before each request or notify is sent, with kind
+    ``"request"``. ``max_queued_notifies`` bounds the notifies queued for one address while it connects; past
+    it the oldest are dropped.
     """
 
     def __init__(
@@ -302,6 +359,7 @@ class RpcClientPool:
         fail_points: FailPoints | None = None,
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
+        max_queued_notifies: int = DEFAULT_MAX_QUEUED_NOTIFIES,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -310,9 +368,11 @@ class RpcClientPool:
         self.max_frame_bytes = max_frame_bytes
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.max_queued_notifies = max_queued_notifies
         self._fail_points = fail_points
         self._peers: dict[str, _Peer] = {}
-        self._held: dict[_Call, None] = {}  # requests a fail point dropped or is delaying
+        self._held: dict[_Outgoing, None] = {}  # requests a fail point dropped, and messages it is delaying
+        self._metrics = RpcMetrics(CLIENT_ROLE)
         self._closed = False
         self._deadlines = DeadlineWheel(reactor)
 
@@ -326,13 +386,10 @@ class RpcClientPool:
             return fail(PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"method must be str, not {method!r}"))
         peer = self._peers.get(address)
         if peer is None:
-            if self._closed:
-                return fail(PegasusError(_NETWORK_FAILURE, "the RPC client pool is closed"))
             try:
-                host, port = parse_address(address)
+                peer = self._new_peer(address)
             except PegasusError as exc:
                 return fail(exc)
-            peer = self._peers[address] = _Peer(self, address, host, port)
         call = _Call(peer, method, body)
         if timeout is not None:
             if timeout <= 0:
@@ -349,6 +406,55 @@ class RpcClientPool:
         else:
             peer.submit(call)
         return call.deferred
+
+    def notify(self, address: str, method: str, body: Any) -> None:
+        """Send ``method`` with ``body`` to ``address`` and forget it: the server runs the handler and answers
+        nothing. A notify that cannot be sent (see the module docstring) is dropped, counted and logged."""
+        if type(method) is not str:
+            self._notify_dropped(UNKNOWN_METHOD, ErrorCode.ERR_INVALID_PARAMETERS,
+                                 f"method must be str, not {method!r}")
+            return
+        try:
+            frame = encode_notify(method, body)
+        except (TypeError, ValueError, OverflowError) as exc:
+            self._notify_dropped(method, ErrorCode.ERR_INVALID_PARAMETERS, f"{method}: body cannot be encoded: {exc}")
+            return
+        if len(frame) - HEADER_BYTES > self.max_frame_bytes:
+            self._notify_dropped(method, ErrorCode.ERR_VALUE_TOO_LARGE, f"{method}: notify of {len(frame)} bytes "
+                                 f"exceeds the frame limit of {self.max_frame_bytes}")
+            return
+        peer = self._peers.get(address)
+        if peer is None:
+            try:
+                peer = self._new_peer(address)
+            except PegasusError as exc:
+                self._notify_dropped(method, exc.code, exc.message)
+                return
+        if self._fail_points is not None:
+            action = self._fail_points.before_send("request", address, method)
+            if action is not None:
+                self._hold(_Notify(peer, method, frame), action)
+                return
+        connection = peer.connection
+        if connection is not None:
+            # The common case, without allocating a _Notify.
+            connection.transport.write(frame)
+            self._metrics.notified(method, NOTIFY_SENT)
+            return
+        peer.submit(_Notify(peer, method, frame))
+
+    def _new_peer(self, address: str) -> _Peer:
+        if self._closed:
+            raise PegasusError(_NETWORK_FAILURE, "the RPC client pool is closed")
+        host, port = parse_address(address)
+        peer = self._peers[address] = _Peer(self, address, host, port)
+        return peer
+
+    def _notify_dropped(self, method: str, code: int, message: str) -> None:
+        self._metrics.notified(method, NOTIFY_DROPPED)
+        # Keyed by the error code: a bounded set, unlike addresses and method names.
+        _notify_drop_log.warn(("notify_dropped", code), "notify dropped ({code}): {message}",
+                              code=code_name(code), message=message)
 
     def ping(self, address: str, timeout: float = 1.0) -> Deferred:
         """Call the built-in ``node.ping``; fires with ``{"role", "version"}`` of the server."""
@@ -381,18 +487,27 @@ class RpcClientPool:
         action = self._fail_points.before_send("request", call.peer.address, call.method)
         if action is None:
             return False
+        self._hold(call, action)
+        return True
+
+    def _hold(self, call: _Outgoing, action: Any) -> None:
+        """Carry out a fail point's ``action`` on a message about to be sent: fail, drop or delay it."""
         try:
             seconds = delay_seconds(action)
         except ValueError as exc:
             call.fail(ErrorCode.ERR_UNKNOWN, str(exc))
-            return True
+            return
+        if seconds is None and type(call) is _Notify:
+            # A dropped call stays held until its deadline fails it; a notify has no deadline, so it goes now,
+            # counted but not logged: the fault was asked for.
+            self._metrics.notified(call.method, NOTIFY_DROPPED)
+            return
         call.queue = self._held
         self._held[call] = None
         if seconds is not None:
             call.hold = self._reactor.callLater(seconds, self._release, call)
-        return True
 
-    def _release(self, call: _Call) -> None:
+    def _release(self, call: _Outgoing) -> None:
         call.hold = None
         self._held.pop(call, None)
         call.queue = None

@@ -4,6 +4,7 @@ A frame is a 4-byte big-endian length ``N`` followed by ``N`` bytes of msgpack. 
 
 - request: ``[0, request_id, method, body, timeout_ms]``
 - reply:   ``[1, request_id, error_code, body]`` (on an error, ``body`` is ``{"message": str}``)
+- notify:  ``[2, method, body]``: one-way, client to server; no reply is ever sent
 
 Envelopes may grow trailing fields in later versions, so decoders accept longer lists and ignore the rest.
 """
@@ -22,6 +23,7 @@ from pegasus_node.errors import ErrorCode, PegasusError
 DEFAULT_MAX_FRAME_BYTES = 16 * 2**20
 KIND_REQUEST = 0
 KIND_REPLY = 1
+KIND_NOTIFY = 2
 HEADER_BYTES = 4
 MAX_REQUEST_ID = 2**64 - 1
 
@@ -60,6 +62,11 @@ class Request(NamedTuple):
     timeout_ms: int | float  # relative; 0 means no deadline
 
 
+class Notify(NamedTuple):
+    method: str
+    body: Any
+
+
 class Reply(NamedTuple):
     request_id: int
     error_code: int
@@ -94,6 +101,11 @@ def encode_frame(obj: Any) -> bytes:
 
 def encode_request(request_id: int, method: str, body: Any, timeout_ms: int = 0) -> bytes:
     payload = pack_payload([KIND_REQUEST, request_id, method, body, timeout_ms])
+    return _pack_header(len(payload)) + payload
+
+
+def encode_notify(method: str, body: Any) -> bytes:
+    payload = pack_payload([KIND_NOTIFY, method, body])
     return _pack_header(len(payload)) + payload
 
 
@@ -139,6 +151,22 @@ def parse_request(obj: Any) -> Request:
     raise InvalidEnvelopeError(
         "not a request envelope [0, request_id, method, body, timeout_ms]", _envelope_request_id(obj)
     )
+
+
+def parse_notify(obj: Any) -> Notify:
+    """Validate a decoded payload as a notify envelope."""
+    if type(obj) is list and len(obj) >= 3 and obj[0] == KIND_NOTIFY and type(obj[0]) is int:
+        if type(obj[1]) is str:
+            return Notify(obj[1], obj[2])
+    # A notify has no request id; the error reply names 0, like any envelope whose id cannot be read.
+    raise InvalidEnvelopeError("not a notify envelope [2, method, body]", 0)
+
+
+def parse_incoming(obj: Any) -> Request | Notify:
+    """Validate a decoded payload as what a client may send a server: a request or a notify."""
+    if type(obj) is list and obj and obj[0] == KIND_NOTIFY and type(obj[0]) is int:
+        return parse_notify(obj)
+    return parse_request(obj)
 
 
 def parse_reply(obj: Any) -> Reply:

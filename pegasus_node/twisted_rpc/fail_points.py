@@ -5,9 +5,10 @@ the cost is one ``is not None`` check per message. When set, it is asked before 
 
     action = fail_points.before_send(kind, address, method)
 
-- ``kind``: ``"request"`` (a client pool about to send a request to ``address``, the server's
-  ``"host:port"``) or ``"reply"`` (a server about to send a reply to ``address``, the connection's remote
-  ``"host:port"``, which for a client is its ephemeral port).
+- ``kind``: ``"request"`` (a client pool about to send a request or a notify to ``address``, the server's
+  ``"host:port"``), ``"reply"`` (a server about to send a reply to ``address``, the connection's remote
+  ``"host:port"``, which for a client is its ephemeral port) or ``"notify"`` (a server about to run the
+  handler of a notify that arrived from ``address``: there is no reply to hold back, so the handler is).
 - ``method``: the RPC method name.
 
 It returns one of:
@@ -15,11 +16,13 @@ It returns one of:
 - ``None``: send normally;
 - ``DROP`` (``"drop"``): the message is lost. A dropped request is never sent: its call fails with
   ``ERR_TIMEOUT`` at its deadline, as a real lost message would. A dropped reply is never sent, although the
-  handler ran;
+  handler ran. A dropped notify is never sent (``"request"``) or never handled (``"notify"``);
 - ``delay(seconds)`` (``("delay", seconds)``): the message is sent ``seconds`` later (a request only if its
-  call has not timed out or been cancelled meanwhile).
+  call has not timed out or been cancelled meanwhile); a notify's handler runs ``seconds`` later, unless its
+  connection has closed by then.
 
-Anything else is a bug in the fail-point object and raises ``ValueError``.
+Anything else is a bug in the fail-point object and raises ``ValueError`` (a request's call then fails
+with ``ERR_UNKNOWN`` naming it; a notify is dropped and the error logged).
 """
 
 from __future__ import annotations

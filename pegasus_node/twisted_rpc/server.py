@@ -3,6 +3,8 @@ method, HTTP/1.1 through twisted.web.
 
 Handlers are ``handler(body, ctx) -> value | Deferred | coroutine``. Requests on a connection are dispatched
 as they arrive (pipelined); a reply goes out when its handler finishes, so replies may be out of order.
+A notify (one-way message) runs the same handler and is never answered: what goes wrong with it is counted
+and logged here, rate-limited, since nobody else will hear of it.
 """
 
 from __future__ import annotations
@@ -31,13 +33,23 @@ from pegasus_node.twisted_rpc.codec import (
     FrameDecoder,
     FrameError,
     InvalidEnvelopeError,
+    Notify,
     encode_error_reply,
     encode_reply,
-    parse_request,
+    parse_incoming,
 )
 from pegasus_node.twisted_rpc.fail_points import FailPoints, delay_seconds
 from pegasus_node.twisted_rpc.http import Directory, JsonFunction, JsonResource, MetricsResource, add_resource
-from pegasus_node.twisted_rpc.metrics import UNKNOWN_METHOD, RpcMetrics
+from pegasus_node.twisted_rpc.log_limit import RateLimitedLog
+from pegasus_node.twisted_rpc.metrics import (
+    NOTIFY_DROPPED_BUSY,
+    NOTIFY_DROPPED_BY_FAIL_POINT,
+    NOTIFY_FAILED,
+    NOTIFY_HANDLED,
+    NOTIFY_UNKNOWN_METHOD,
+    UNKNOWN_METHOD,
+    RpcMetrics,
+)
 
 Handler = Callable[[Any, "RpcContext"], Any]
 
@@ -52,7 +64,8 @@ _perf_counter = time.perf_counter
 
 class RpcContext:
     """What a handler knows about its request. ``deadline`` is in reactor time (``reactor.seconds()``),
-    None when the caller set no deadline; ``peer`` is the connection's remote ``"host:port"``."""
+    None when the caller set no deadline; ``peer`` is the connection's remote ``"host:port"``. For a notify,
+    ``request_id`` is 0 and ``deadline`` None."""
 
     __slots__ = ("peer", "method", "deadline", "request_id")
 
@@ -67,6 +80,16 @@ class RpcContext:
             f"RpcContext(peer={self.peer!r}, method={self.method!r}, deadline={self.deadline!r}, "
             f"request_id={self.request_id})"
         )
+
+
+def _pending(result: Any) -> Deferred | None:
+    """The Deferred that a handler's result stands for (a Deferred, or a coroutine run as one); None when the
+    result is the value itself."""
+    if isinstance(result, Deferred):
+        return result
+    if type(result) is CoroutineType:
+        return Deferred.fromCoroutine(result)
+    return None
 
 
 def _invalid_parameters_message(exc: Exception) -> str:
@@ -176,9 +199,10 @@ class _ServerFactory(ServerFactory):
 class RpcServer:
     """Serves registered RPC methods, plus HTTP, on every port it listens on.
 
-    ``fail_points`` (see fail_points.py) is consulted before each reply is sent, with kind ``"reply"``.
-    ``max_in_flight_per_connection`` caps the unfinished asynchronous requests of one connection; further
-    requests get ERR_BUSY until some finish.
+    ``fail_points`` (see fail_points.py) is consulted before each reply is sent, with kind ``"reply"``, and
+    before each notify's handler runs, with kind ``"notify"``.
+    ``max_in_flight_per_connection`` caps the unfinished asynchronous requests and notifies of one
+    connection; further requests get ERR_BUSY, and further notifies are dropped, until some finish.
     """
 
     def __init__(
@@ -202,6 +226,7 @@ class RpcServer:
         self._ports: list[IListeningPort] = []
         self._metrics = RpcMetrics(role)
         self._log = Logger(namespace=f"pegasus.rpc.{role}", source=self)
+        self._notify_log = RateLimitedLog(self._log, clock=reactor.seconds)
         self._started_at = time.time()
         self._http_root = Directory()
         # The site is never started, so twisted.web writes no access log of its own.
@@ -275,10 +300,14 @@ class RpcServer:
 
     def _dispatch(self, conn: _ServerConnection, frame: Any, received_at: float) -> None:
         try:
-            request_id, method, body, timeout_ms = parse_request(frame)
+            envelope = parse_incoming(frame)
         except InvalidEnvelopeError as exc:
             conn.reject(exc)
             return
+        if type(envelope) is Notify:
+            self._dispatch_notify(conn, envelope.method, envelope.body)
+            return
+        request_id, method, body, timeout_ms = envelope
         handler = self._handlers.get(method)
         if handler is None:
             self._send(conn, request_id, UNKNOWN_METHOD, ErrorCode.ERR_HANDLER_NOT_FOUND,
@@ -302,16 +331,13 @@ class RpcServer:
         except Exception:
             self._send_failure(Failure(), conn, request_id, method, started)
             return
-        if isinstance(result, Deferred):
-            pass
-        elif type(result) is CoroutineType:
-            result = Deferred.fromCoroutine(result)
-        else:
+        pending = _pending(result)
+        if pending is None:
             self._send(conn, request_id, method, _ERR_OK, result, started)
             return
         conn.in_flight += 1
         args = (conn, request_id, method, started)
-        result.addCallbacks(self._finish_result, self._finish_failure, callbackArgs=args, errbackArgs=args)
+        pending.addCallbacks(self._finish_result, self._finish_failure, callbackArgs=args, errbackArgs=args)
 
     def _finish_result(self, result: Any, conn: _ServerConnection, request_id: int, method: str,
                        started: float) -> None:
@@ -360,3 +386,75 @@ class RpcServer:
                     self._reactor.callLater(seconds, conn.write_frame, frame)
                 return
         conn.write_frame(frame)
+
+    # -- notifies --------------------------------------------------------------------------------------
+
+    def _dispatch_notify(self, conn: _ServerConnection, method: str, body: Any) -> None:
+        handler = self._handlers.get(method)
+        if handler is None:
+            self._metrics.notified(UNKNOWN_METHOD, NOTIFY_UNKNOWN_METHOD)
+            # Keyed by the kind of error only: method names come from the peer and are unbounded.
+            self._notify_log.warn(NOTIFY_UNKNOWN_METHOD, "dropped a notify of unknown method {method!r} from {peer}",
+                                  method=method[:100], peer=conn.peer)
+            return
+        if self._fail_points is not None:
+            action = self._fail_points.before_send("notify", conn.peer, method)
+            if action is not None:
+                self._hold_notify(action, conn, handler, method, body)
+                return
+        self._run_notify(conn, handler, method, body)
+
+    def _hold_notify(self, action: Any, conn: _ServerConnection, handler: Handler, method: str, body: Any) -> None:
+        try:
+            seconds = delay_seconds(action)
+        except ValueError as exc:
+            self._notify_log.warn(("fail_point_error", method), "dropped a notify of {method}: {error}",
+                                  method=method, error=str(exc))
+            seconds = None
+        if seconds is None:
+            self._metrics.notified(method, NOTIFY_DROPPED_BY_FAIL_POINT)
+        else:
+            self._reactor.callLater(seconds, self._run_notify, conn, handler, method, body)
+
+    def _run_notify(self, conn: _ServerConnection, handler: Handler, method: str, body: Any) -> None:
+        if conn._lost:
+            return  # delayed by a fail point past the end of its connection: lost with it
+        if conn.in_flight >= self.max_in_flight_per_connection:
+            self._metrics.notified(method, NOTIFY_DROPPED_BUSY)
+            self._notify_log.warn((NOTIFY_DROPPED_BUSY, method),
+                                  "dropped a notify of {method} from {peer}: {n} handlers in flight on its connection",
+                                  method=method, peer=conn.peer, n=conn.in_flight)
+            return
+        try:
+            result = handler(body, RpcContext(conn.peer, method, None, 0))
+        except Exception:
+            self._notify_failed(Failure(), method, conn.peer)
+            return
+        pending = _pending(result)
+        if pending is None:
+            self._metrics.notified(method, NOTIFY_HANDLED)
+            return
+        conn.in_flight += 1
+        args = (conn, method)
+        pending.addCallbacks(self._finish_notify, self._finish_notify_failure, callbackArgs=args, errbackArgs=args)
+
+    def _finish_notify(self, result: Any, conn: _ServerConnection, method: str) -> None:
+        conn.in_flight -= 1
+        self._metrics.notified(method, NOTIFY_HANDLED)
+
+    def _finish_notify_failure(self, failure: Failure, conn: _ServerConnection, method: str) -> None:
+        conn.in_flight -= 1
+        self._notify_failed(failure, method, conn.peer)
+
+    def _notify_failed(self, failure: Failure, method: str, peer: str) -> None:
+        self._metrics.notified(method, NOTIFY_FAILED)
+        exc = failure.value
+        if isinstance(exc, (PegasusError, KeyError, TypeError, ValueError)):
+            # An error the handler raised on purpose, or a body of the wrong shape: a request would be answered
+            # with its code, so a line without a traceback says enough.
+            message = exc.message if isinstance(exc, PegasusError) else _invalid_parameters_message(exc)
+            self._notify_log.warn(("rejected", method), "notify of {method} from {peer} rejected: {message}",
+                                  method=method, peer=peer, message=message)
+        else:
+            self._notify_log.failure((NOTIFY_FAILED, method), "notify handler for {method} failed", failure,
+                                     method=method)

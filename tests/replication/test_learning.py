@@ -132,3 +132,21 @@ def test_learn_request_from_a_non_learner_is_ignored() -> None:
     stray = LearnRequest((1, 0), 2, "B", 1, 0)
     assert h.run("A", h.cores["A"].on_message(h.now, stray)) == []
     assert all(not isinstance(e, fx.LoadLearnState) for e in h.effects["A"])
+
+
+def test_a_learner_far_behind_catches_up_over_several_bounded_rounds() -> None:
+    """Each learn response stays under max_learn_bytes, so a long backlog never exceeds the frame limit."""
+    h = grown(ReplicationOptions(max_learn_bytes=200), writes=12)
+    d = h.cores["D"]
+    rounds = []
+    while d.follower.learning and h.deliver(to="A", kind=LearnRequest):
+        [response] = [m for t, m in h.inbox if t == "D" and isinstance(m, LearnResponse)]
+        assert 1 <= len(response.mutations) < 12
+        assert sum(len(m.encode()) for m in response.mutations[:-1]) <= 200
+        rounds.append(len(response.mutations))
+        h.deliver(to="D", kind=LearnResponse)  # D asks for the rest at once, without waiting for a retry
+        h.sync("D")
+    h.settle()
+    assert len(rounds) > 2 and sum(rounds) == 12
+    assert h.value("D") == b"v11" and d.committed == 12
+    assert upgrade_requests(h) == ["D"]

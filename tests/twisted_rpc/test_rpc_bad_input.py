@@ -71,6 +71,15 @@ async def test_msgpack_that_is_not_a_request_envelope(serving, pool):
 
 
 @pytest_twisted.ensureDeferred
+async def test_malformed_notify_envelope_is_rejected_like_any_bad_envelope(serving, pool):
+    _, port = serving
+    for envelope in ([2, 123, {}], [2, "echo"], [2, b"echo", {}], [2.0, "echo", {}]):
+        message = await rejected_then_closed(port, encode_frame(envelope))
+        assert "envelope" in message, envelope
+    await assert_still_serving(pool, port)
+
+
+@pytest_twisted.ensureDeferred
 async def test_requests_before_a_bad_frame_are_still_answered(serving):
     _, port = serving
     raw = await connect_raw(port)

@@ -9,12 +9,16 @@ from pegasus_node.twisted_rpc import (
     FrameDecoder,
     FrameTooLargeError,
     InvalidEnvelopeError,
+    Notify,
     Reply,
     Request,
     encode_error_reply,
     encode_frame,
+    encode_notify,
     encode_reply,
     encode_request,
+    parse_incoming,
+    parse_notify,
     parse_reply,
     parse_request,
 )
@@ -118,6 +122,31 @@ def test_invalid_request_envelopes_name_the_request_id_when_readable(obj, reques
 def test_envelopes_may_grow_trailing_fields():
     assert parse_request([0, 1, "m", None, 0, "future"]) == Request(1, "m", None, 0)
     assert parse_reply([1, 1, 0, None, "future"]) == Reply(1, 0, None)
+    assert parse_notify([2, "m", None, "future"]) == Notify("m", None)
+
+
+def test_notify_round_trip_and_what_a_server_accepts():
+    body = {"messages": [{"type": "prepare_ack", "gpid": [1, 0]}], "raw": b"\x00"}
+    [obj] = decode_all(encode_notify("replication.messages", body))
+    assert obj[0] == 2
+    assert parse_incoming(obj) == Notify("replication.messages", body)
+    assert type(parse_incoming(obj)) is Notify
+    [request] = decode_all(encode_request(3, "m", None))
+    assert type(parse_incoming(request)) is Request
+
+
+@pytest.mark.parametrize("obj", [[2, "m"], [2, 5, {}], [2, b"m", {}], [True, "m", {}], [2.0, "m", {}], "notify"])
+def test_invalid_notify_envelopes_name_no_request_id(obj):
+    with pytest.raises(InvalidEnvelopeError) as info:
+        parse_notify(obj)
+    assert info.value.request_id == 0
+    assert info.value.code == ErrorCode.ERR_INVALID_DATA
+
+
+def test_a_server_rejects_a_broken_notify_as_a_notify_not_a_request():
+    with pytest.raises(InvalidEnvelopeError, match="notify envelope") as info:
+        parse_incoming([2, 9, {}])
+    assert info.value.request_id == 0  # 9 is the method slot, not a request id
 
 
 @pytest.mark.parametrize("obj", [[0, 1, 0, {}], [1, 1, "0", {}], [1, -1, 0, {}], "reply"])

@@ -4,9 +4,10 @@ import pytest
 import pytest_twisted
 
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.twisted_rpc import DROP, delay
 
-from .rpc_test_support import sleep
+from .rpc_test_support import LogCapture, sleep, wait_for
 
 
 class ScriptedFailPoints:
@@ -100,3 +101,57 @@ async def test_pool_close_fails_held_requests(counting_server, make_pool):
     d = pool.call(address, "count", None, None)
     await pool.close()
     await expect_error(d, ErrorCode.ERR_NETWORK_FAILURE)
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_to_drop_stops_notifies_until_cleared(counting_server, make_pool):
+    _, address, calls = counting_server()
+    registry = FailPointRegistry(f"send_to:{address}=drop")
+    pool = make_pool(fail_points=registry)
+    for i in range(5):
+        pool.notify(address, "count", f"lost {i}")
+    await expect_error(pool.call(address, "count", "lost too", 0.05), ErrorCode.ERR_TIMEOUT)
+    registry.clear()
+    pool.notify(address, "count", "delivered")
+    assert await pool.call(address, "count", "call", 5.0) == 2
+    assert calls == ["delivered", "call"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_delay_sends_a_notify_later(counting_server, make_pool):
+    _, address, calls = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): delay(0.2)}))
+    pool.notify(address, "count", "late")
+    await sleep(0.05)
+    assert calls == []
+    await wait_for(lambda: calls == ["late"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_fail_point_error_drops_a_notify_with_a_log(counting_server, make_pool):
+    _, address, calls = counting_server()
+    pool = make_pool(fail_points=ScriptedFailPoints({("request", "count"): "explode"}))
+    with LogCapture() as log:
+        pool.notify(address, "count", None)
+    assert any("explode" in str(e.get("message", "")) for e in log.events)
+    assert await pool.ping(address)
+    assert calls == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_handler_fail_points_drop_delay_and_error_notifies(counting_server, pool):
+    points = ScriptedFailPoints({("notify", "count"): DROP, ("notify", "slow"): delay(0.2),
+                                 ("notify", "bad"): "explode"})
+    server, address, calls = counting_server(fail_points=points)
+    slow, bad = [], []
+    server.register("slow", lambda body, ctx: slow.append(body))
+    server.register("bad", lambda body, ctx: bad.append(body))
+    with LogCapture() as log:
+        pool.notify(address, "count", "dropped")
+        pool.notify(address, "slow", "delayed")
+        pool.notify(address, "bad", "dropped with a log")
+        assert await pool.ping(address, timeout=5.0)
+    assert calls == [] and slow == [] and bad == []
+    assert any("explode" in str(e.get("error", "")) for e in log.events)
+    await wait_for(lambda: slow == ["delayed"])
+    assert {(kind, method) for kind, _, method in points.asked} >= {("notify", "count"), ("notify", "slow")}

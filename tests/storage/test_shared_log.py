@@ -1,0 +1,165 @@
+"""The replica server's shared log: WAL writes that only it made durable come back after a power loss.
+
+A crash of the process keeps the page cache, so `kill -9` tests cannot lose unsynced WAL bytes. These tests
+lose them on purpose (truncating or zeroing WAL files after the writes), which is what a power loss does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from pegasus_node.storage import StorageError, WalCorruptionError
+from pegasus_node.storage.shared_log import SharedLog, encode_redo
+from pegasus_node.storage.wal import WriteAheadLog
+
+from .storage_testutil import mut
+
+GPID = (1, 0)
+
+
+def put(decree: int) -> dict:
+    return {"op": "put", "hash_key": b"h", "sort_key": b"s%d" % decree, "value": b"v%d" % decree}
+
+
+def wal_dir(tmp_path, gpid=GPID):
+    return tmp_path / "replica" / f"{gpid[0]}.{gpid[1]}" / "wal"
+
+
+def recover(tmp_path, **options):
+    return SharedLog.recover(tmp_path / "slog", lambda gpid: wal_dir(tmp_path, gpid), **options)
+
+
+def write_through(tmp_path, shared: SharedLog, decrees, gpid=GPID, with_redo=True) -> WriteAheadLog:
+    """What the server's log writer does: the WAL written without fsync, the redo record fsynced."""
+    wal = WriteAheadLog.open(wal_dir(tmp_path, gpid), fsync=False, segment_max_bytes=400)
+    for decree in decrees:
+        wal.append(mut(decree, put(decree)))
+        batch = wal.take_batch()
+        segment = wal.write_batch(batch, sync=False)
+        if with_redo:
+            shared.append(encode_redo(gpid, wal.incarnation, segment.path.name, segment.size - len(batch.data),
+                                      batch.data))
+    return wal
+
+
+def decrees_in(tmp_path, gpid=GPID) -> list[int]:
+    wal = WriteAheadLog.open(wal_dir(tmp_path, gpid), fsync=False)
+    try:
+        return [m.decree for m in wal.take_recovered()]
+    finally:
+        wal.close()
+
+
+def lose_unsynced_bytes(tmp_path, gpid=GPID) -> None:
+    """A power loss before any WAL fsync: every segment keeps only its first few bytes, or none."""
+    for index, path in enumerate(sorted(wal_dir(tmp_path, gpid).glob("wal.*.log"))):
+        if index % 2:
+            path.unlink()
+        else:
+            os.truncate(path, 7)
+
+
+def test_redo_brings_back_wal_writes_lost_with_the_page_cache(tmp_path):
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 31)).close()
+    shared.close()
+    assert len(list(wal_dir(tmp_path).glob("wal.*.log"))) > 2  # several segments, some of them lost below
+    lose_unsynced_bytes(tmp_path)
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert decrees_in(tmp_path) == list(range(1, 31))
+    assert report.records == 30 and report.replicas == 1
+    assert list((tmp_path / "slog").glob("slog.*.log")) == []  # its content lives in the WAL now
+
+
+def test_wal_bytes_without_a_durable_redo_record_are_cut(tmp_path):
+    shared, _ = recover(tmp_path)
+    wal = write_through(tmp_path, shared, range(1, 6))
+    # written to the WAL, but the process died before the shared log's fsync: never acknowledged
+    wal.append(mut(6, put(6)))
+    wal.write_batch(wal.take_batch(), sync=False)
+    wal.close()
+    shared.close()
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
+    assert report.bytes_cut > 0
+    assert "never-durable WAL bytes cut" in report.summary()
+
+
+def test_records_of_removed_or_recreated_replicas_are_skipped(tmp_path):
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 4), gpid=(1, 0)).close()
+    write_through(tmp_path, shared, range(1, 4), gpid=(1, 1)).close()
+    write_through(tmp_path, shared, range(1, 4), gpid=(1, 2)).close()
+    shared.close()
+    shutil.rmtree(wal_dir(tmp_path, (1, 0)).parent)  # the replica was removed
+    shutil.rmtree(wal_dir(tmp_path, (1, 1)).parent)  # ... and assigned here again: a new, empty WAL
+    WriteAheadLog.open(wal_dir(tmp_path, (1, 1)), fsync=False).close()
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert sorted(report.skipped_replicas) == ["1.0", "1.1"]
+    assert not wal_dir(tmp_path, (1, 0)).exists()
+    assert decrees_in(tmp_path, (1, 1)) == []
+    assert decrees_in(tmp_path, (1, 2)) == [1, 2, 3]
+
+
+def test_a_torn_shared_log_tail_is_cut(tmp_path):
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 4)).close()
+    shared.close()
+    [segment] = (tmp_path / "slog").glob("slog.*.log")
+    with open(segment, "ab") as handle:
+        handle.write(b"\x00\x00\x01\x00torn")
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.torn_tail == (segment.name, 8)
+    assert decrees_in(tmp_path) == [1, 2, 3]
+
+
+def test_a_corrupt_record_before_the_tail_stops_recovery(tmp_path):
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 4)).close()
+    shared.close()
+    [segment] = (tmp_path / "slog").glob("slog.*.log")
+    data = bytearray(segment.read_bytes())
+    data[20] ^= 0xFF  # inside the first record; valid records follow
+    segment.write_bytes(bytes(data))
+
+    with pytest.raises(WalCorruptionError) as info:
+        recover(tmp_path)
+    assert str(segment) in info.value.message
+    assert segment.exists()  # nothing was thrown away
+
+
+def test_two_servers_cannot_share_a_data_directory(tmp_path):
+    shared, _ = recover(tmp_path)
+    try:
+        with pytest.raises(StorageError, match="in use by another replica server"):
+            recover(tmp_path)
+    finally:
+        shared.close()
+
+
+def test_rotation_and_removal_keep_what_is_not_yet_in_a_synced_wal(tmp_path):
+    shared, _ = recover(tmp_path)
+    wal = write_through(tmp_path, shared, range(1, 4))
+    closed = shared.rotate()
+    wal.close()  # the writer fsyncs the open WALs before removing rotated segments; closing fsyncs too
+    shared.remove_upto(closed)
+    write_through(tmp_path, shared, range(4, 6)).close()
+    shared.close()
+    assert len(list((tmp_path / "slog").glob("slog.*.log"))) == 1
+
+    # only the last two writes are in the shared log now; the WAL's own fsync keeps the first three
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.records == 2
+    assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
