@@ -50,6 +50,7 @@ class ReplicaServer:
         self.fail_points = fail_points or FailPointRegistry()
         self.pool = RpcClientPool(fail_points=self.fail_points)
         self.replication_options = ReplicationOptions(max_inflight_mutations=config.max_inflight_mutations,
+                                                      min_batch_when_busy=config.min_batch_when_busy,
                                                       prepare_timeout_seconds=config.prepare_timeout_seconds)
         self.lease = ReplicaLease(config.lease_seconds)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}

@@ -185,6 +185,10 @@ class ReplicationOptions:
 
     max_inflight_mutations: int = 32  # the prepare window: prepared but uncommitted mutations
     max_batch_ops: int = 64  # client write ops folded into one mutation
+    # While mutations are in flight, a new one starts only once this many client writes are queued: under
+    # load, writes fold into fewer, larger mutations (fewer messages and log records per write) while the
+    # window still pipelines them. Whatever is queued goes out as soon as nothing is in flight.
+    min_batch_when_busy: int = 1
     max_batch_bytes: int = 1 << 20
     prepare_retry_seconds: float = 0.5  # resend prepares a member has not acknowledged
     prepare_timeout_seconds: float = 3.0  # a member silent or stuck this long is reported to the meta server
@@ -198,7 +202,8 @@ class ReplicationOptions:
     max_learn_bytes: int = 4 << 20
 
     def __post_init__(self) -> None:
-        for name in ("max_inflight_mutations", "max_batch_ops", "max_batch_bytes", "keep_committed_mutations",
+        for name in ("max_inflight_mutations", "max_batch_ops", "min_batch_when_busy", "max_batch_bytes",
+                     "keep_committed_mutations",
                      "max_buffered_prepares", "max_learn_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"replication option {name} must be >= 1, got {getattr(self, name)}")

@@ -94,7 +94,8 @@ class PrimaryRole:
         options = core.options
         effects: list = []
         while (core.clients.queue and now < core.lease_until
-               and core.log.last - core.committed < options.max_inflight_mutations):
+               and core.log.last - core.committed < options.max_inflight_mutations
+               and (core.log.last == core.committed or len(core.clients.queue) >= options.min_batch_when_busy)):
             batch = core.clients.take_batch(options.max_batch_ops, options.max_batch_bytes)
             timestamp = max([core.last_timestamp_us + 1] + [w.timestamp_us for w in batch])
             writes = tuple(op for w in batch for op in w.writes)

@@ -60,6 +60,8 @@ class SimParams:
 
     @classmethod
     def draw(cls, rng: random.Random, chaos_seconds: float | None) -> "SimParams":
+        # Options added later come from their own generator, so that older seeds still replay the same runs.
+        later = random.Random(repr(rng.getstate()[1][:8]))
         servers = rng.choice([3, 3, 4, 5])
         replica_count = rng.choice([2, 3, 3]) if servers > 3 or rng.random() < 0.7 else 2
         options = ReplicationOptions(
@@ -72,6 +74,8 @@ class SimParams:
             meta_request_retry_seconds=0.2,
             keep_committed_mutations=rng.choice([1, 4, 64]),
             max_buffered_prepares=rng.choice([8, 1024]),
+            min_batch_when_busy=later.choice([1, 2, 4]),
+            max_learn_bytes=later.choice([300, 4 << 20]),
         )
         heavy = rng.random() < 0.5
         faults = NetworkFaults(
