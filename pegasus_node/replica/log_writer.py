@@ -115,9 +115,10 @@ class ServerLogWriter:
             log.error("shared log GC stopped: {why}; restart the replica server to repair it", why=self._gc_blocked)
 
     def stop(self) -> None:
-        """The log thread finishes what it was handed, then exits."""
+        """The log thread finishes what it was handed (one cycle at most), then exits."""
         if self._thread is not None:
             self._handed.put(None)
+            self._thread.join(timeout=10)
             self._thread = None
 
     # ----- the reactor's side -----
