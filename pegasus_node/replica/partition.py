@@ -5,6 +5,8 @@ writes, peer messages, configurations, the lease, fsync completions, ticks) and 
 returns, in order, as the simulator's edge does (tests/sim/replica_server.py): the WAL through the server's
 group commit (``ServerLogWriter``: one fsync per cycle for every replica on the server), applies through the storage engine, messages over RPC to peer
 replica servers, requests to the meta server, and learner state read from the WAL or a checkpoint.
+A learner gets a checkpoint by name in the learn response and fetches the file in chunks before the core
+sees the response (checkpoint_source.py, checkpoint_download.py): a checkpoint may exceed an RPC frame.
 
 The storage engine opens with its checkpoint only: the core alone knows which logged mutations are
 committed, so it replays them (``ApplyMutation``) itself.
@@ -25,11 +27,13 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.replica.checkpoint_download import CheckpointDownloader, DownloadedCheckpoint
+from pegasus_node.replica.checkpoint_source import CheckpointReference, reference_checkpoint
 from pegasus_node.replica.log_writer import ReplicaLog
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration, PartitionStatus
 from pegasus_node.replication.core import ReplicaCore
-from pegasus_node.replication.messages import Message
+from pegasus_node.replication.messages import LearnResponse, Message
 from pegasus_node.storage.engine import StorageEngine
 
 if TYPE_CHECKING:
@@ -92,6 +96,8 @@ class PartitionReplica:
         self._request_ids = itertools.count(1)
         self._flush_scheduled = False
         self._early_events: list = []  # configurations that arrive while the engine is opening
+        self.checkpoint_downloader = CheckpointDownloader(gpid, self.directory, server.pool,
+                                                          self._on_checkpoint_downloaded, self._learner_committed)
 
     # ----- lifecycle -----
 
@@ -119,6 +125,7 @@ class PartitionReplica:
             self._fail(f"cannot open: {getattr(exc, 'message', None) or exc}")
             return
         self.checkpoint_decree = report.checkpoint_decree
+        self.checkpoint_downloader.remove_leftover()
         if report.torn_tail is not None:
             log.warn("replica {gpid}: cut a torn WAL tail: {tail}", gpid=self.gpid, tail=report.torn_tail)
         for warning in report.fallbacks:
@@ -142,6 +149,7 @@ class PartitionReplica:
     def close(self) -> None:
         """No longer assigned here: stop serving; the data stays on disk (it may be assigned again)."""
         self._closed = True
+        self.checkpoint_downloader.close()
         self._fail_waiting(PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} closed on this server"))
         self.core = None
         self._close_engine_when_idle()
@@ -215,7 +223,8 @@ class PartitionReplica:
     # ----- learning -----
 
     def _load_learn_state(self, load: fx.LoadLearnState) -> tuple:
-        """In a worker thread: decrees from the WAL, or the newest checkpoint plus the WAL after it."""
+        """In a worker thread: decrees from the WAL, or the newest checkpoint plus the WAL after it. The
+        checkpoint goes as a reference (its name, size and decree): the learner fetches it in chunks."""
         wal = self.engine.wal
         if wal.first_decree and wal.first_decree <= load.start_decree:
             mutations = [m for m in wal.read_from(load.start_decree) if m.decree <= load.end_decree]
@@ -225,10 +234,9 @@ class PartitionReplica:
         if path is None:
             mutations = [m for m in wal.read_from(1) if m.decree <= load.end_decree]
             return load.load_id, 0, None, mutations
-        decree = int(path.name.split(".")[1])
-        checkpoint = path.read_bytes()
-        mutations = [m for m in wal.read_from(decree + 1) if m.decree <= load.end_decree]
-        return load.load_id, decree, checkpoint, mutations
+        reference = reference_checkpoint(path)
+        mutations = [m for m in wal.read_from(reference.decree + 1) if m.decree <= load.end_decree]
+        return load.load_id, reference.decree, reference.to_wire(), mutations
 
     def _on_learn_state_loaded(self, loaded: tuple) -> None:
         if self.core is not None:
@@ -239,18 +247,36 @@ class PartitionReplica:
                  learner=load.learner, err=failure.getErrorMessage())
 
     def _install_checkpoint(self, effect: fx.InstallCheckpoint) -> None:
-        """The learner's side: the primary's checkpoint file arrives as bytes; the engine verifies it."""
-        if effect.checkpoint is None:
+        """The learner's side: the primary's checkpoint, fetched into a local file (checkpoint_download.py),
+        or inline bytes from a primary that predates chunked transfers. The engine verifies it first."""
+        checkpoint = effect.checkpoint
+        if checkpoint is None:
             return
-        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
-            handle.write(effect.checkpoint)
-            path = Path(handle.name)
+        downloaded = checkpoint if isinstance(checkpoint, DownloadedCheckpoint) else None
+        if downloaded is not None:
+            path = downloaded.path
+        else:
+            with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
+                handle.write(checkpoint)
+                path = Path(handle.name)
+        decree = None
         try:
             decree = self.engine.install_checkpoint(path)
+        except PegasusError as exc:
+            # The core already moved to the checkpoint's decree and the engine did not: applying what follows
+            # would diverge, so this replica stops here, as one that cannot open does.
+            self._fail(f"cannot install the checkpoint learned at decree {effect.decree}: {exc.message}. Check "
+                       "this server's disk (or, if the file is damaged, the primary's newest checkpoint), then "
+                       "restart this replica server to learn again")
+            self.core = None
+        finally:
+            if downloaded is not None:
+                self.checkpoint_downloader.used(downloaded, installed=decree is not None)
+            else:
+                path.unlink(missing_ok=True)
+        if decree is not None:
             self.checkpoint_decree = decree
             log.info("replica {gpid} installed a learned checkpoint at decree {d}", gpid=self.gpid, d=decree)
-        finally:
-            path.unlink(missing_ok=True)
 
     # ----- events from the server -----
 
@@ -266,8 +292,30 @@ class PartitionReplica:
             self.run(self.core.on_lease(self.server.clock(), lease_until))
 
     def on_message(self, message: Message) -> None:
+        if self.core is None:
+            return
+        if isinstance(message, LearnResponse) and not isinstance(message.checkpoint, (bytes, type(None))):
+            self._on_checkpoint_reference(message)
+            return
+        self.run(self.core.on_message(self.server.clock(), message))
+
+    def _on_checkpoint_reference(self, response: LearnResponse) -> None:
+        """The response names the primary's checkpoint: fetch it first (the core sees the response then)."""
+        reference = CheckpointReference.from_wire(response.checkpoint)
+        if reference is None:
+            log.warn("replica {gpid}: dropped a learn response from {peer}: its checkpoint is neither bytes nor a "
+                     "checkpoint reference", gpid=self.gpid, peer=response.sender)
+            return
+        if self.core.status is not PartitionStatus.POTENTIAL_SECONDARY:
+            return  # not learning: the core ignores learn responses, so nothing is worth fetching
+        self.checkpoint_downloader.offer(response, reference)
+
+    def _on_checkpoint_downloaded(self, response: LearnResponse) -> None:
         if self.core is not None:
-            self.run(self.core.on_message(self.server.clock(), message))
+            self.run(self.core.on_message(self.server.clock(), response))
+
+    def _learner_committed(self) -> int:
+        return self.core.committed if self.core is not None else 0
 
     def on_tick(self) -> None:
         if self.core is not None:
@@ -356,6 +404,7 @@ class PartitionReplica:
                 "primary_lease_remaining_ms": int(max(0.0, core.lease_until - now) * 1000)
                 if core.status is PartitionStatus.PRIMARY else None,
             })
+        entry.update(self.checkpoint_downloader.status())
         if self.engine is not None:
             entry["stats"] = self.engine.stats()
         return entry

@@ -21,6 +21,7 @@ from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
+from pegasus_node.replica.checkpoint_source import CHUNK_METHOD, serve_chunk
 from pegasus_node.replica.data_handlers import DataHandlers
 from pegasus_node.replica.log_writer import ServerLogWriter
 from pegasus_node.replica.partition import PartitionReplica, remove_replica_dir, replica_dir
@@ -48,7 +49,7 @@ class ReplicaServer:
         self.clock = clock
         self.started_at = clock()
         self.fail_points = fail_points or FailPointRegistry()
-        self.pool = RpcClientPool(fail_points=self.fail_points)
+        self.pool = RpcClientPool(fail_points=self.fail_points, max_frame_bytes=config.max_frame_bytes)
         self.replication_options = ReplicationOptions(max_inflight_mutations=config.max_inflight_mutations,
                                                       min_batch_when_busy=config.min_batch_when_busy,
                                                       prepare_timeout_seconds=config.prepare_timeout_seconds)
@@ -212,6 +213,7 @@ class ReplicaServer:
         server.register("replication.message", self._rpc_replication_message)
         server.register(MESSAGES_METHOD, self._rpc_replication_messages)
         server.register("replica.config_update", self._rpc_config_update)
+        server.register(CHUNK_METHOD, self._rpc_checkpoint_chunk)
         server.register("node.remote_command", self._rpc_remote_command)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
         self.remote_commands.register("replica.checkpoint", lambda args: self.checkpoint_all(),
@@ -253,6 +255,10 @@ class ReplicaServer:
         b = expect(body, {"configs": list})
         self.apply_assignments(b["configs"])
         return {}
+
+    def _rpc_checkpoint_chunk(self, body, ctx):
+        """A learner fetches a checkpoint that a learn response named (checkpoint_source.py)."""
+        return serve_chunk(self.lookup, body, self.config.max_frame_bytes, self.address)
 
     def _rpc_remote_command(self, body, ctx):
         b = expect(body, {"command": str}, optional={"args": list})
