@@ -3,13 +3,15 @@
 The replication core emits many small messages per turn (a Prepare to every secondary for each client
 write, an ack back for each). Sent one RPC each, the frames, socket writes and Deferreds of those messages were
 the largest CPU cost of a replica server. The outbox collects what a turn sends and, once the turn is over,
-sends each peer a single ``replication.messages`` notify holding them in the order they were sent.
+sends each peer a single ``replication.messages`` notify holding them in the order they were sent. A batch
+too big for one frame (large values, a long learn response) is split in halves until the parts fit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pegasus_node.errors import ErrorCode
 from pegasus_node.twisted_rpc import RpcClientPool
 
 MESSAGES_METHOD = "replication.messages"
@@ -37,6 +39,12 @@ class PeerOutbox:
         """Send every queued message now: one notify per peer."""
         self._flush_scheduled = False
         batches, self._batches = self._batches, {}
-        notify = self._pool.notify
         for to, messages in batches.items():
-            notify(to, MESSAGES_METHOD, {"messages": messages})
+            self._send(to, messages)
+
+    def _send(self, to: str, messages: list) -> None:
+        code = self._pool.notify(to, MESSAGES_METHOD, {"messages": messages})
+        if code == ErrorCode.ERR_VALUE_TOO_LARGE and len(messages) > 1:
+            half = len(messages) // 2
+            self._send(to, messages[:half])
+            self._send(to, messages[half:])

@@ -52,6 +52,8 @@ class ReplicaServer:
         self.pool = RpcClientPool(fail_points=self.fail_points, max_frame_bytes=config.max_frame_bytes)
         self.replication_options = ReplicationOptions(max_inflight_mutations=config.max_inflight_mutations,
                                                       min_batch_when_busy=config.min_batch_when_busy,
+                                                      # a learn response must fit in one frame, with room to spare
+                                                      max_learn_bytes=min(4 << 20, config.max_frame_bytes // 4),
                                                       prepare_timeout_seconds=config.prepare_timeout_seconds)
         self.lease = ReplicaLease(config.lease_seconds)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}

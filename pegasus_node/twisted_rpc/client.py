@@ -407,41 +407,41 @@ class RpcClientPool:
             peer.submit(call)
         return call.deferred
 
-    def notify(self, address: str, method: str, body: Any) -> None:
+    def notify(self, address: str, method: str, body: Any) -> ErrorCode:
         """Send ``method`` with ``body`` to ``address`` and forget it: the server runs the handler and answers
-        nothing. A notify that cannot be sent (see the module docstring) is dropped, counted and logged."""
+        nothing. A notify that cannot be sent (see the module docstring) is dropped, counted and logged.
+        Returns ERR_OK when it was written or queued, else why it was dropped (ERR_VALUE_TOO_LARGE: the body
+        does not fit in a frame, so a caller that batches can split it)."""
         if type(method) is not str:
-            self._notify_dropped(UNKNOWN_METHOD, ErrorCode.ERR_INVALID_PARAMETERS,
-                                 f"method must be str, not {method!r}")
-            return
+            return self._notify_dropped(UNKNOWN_METHOD, ErrorCode.ERR_INVALID_PARAMETERS,
+                                        f"method must be str, not {method!r}")
         try:
             frame = encode_notify(method, body)
         except (TypeError, ValueError, OverflowError) as exc:
-            self._notify_dropped(method, ErrorCode.ERR_INVALID_PARAMETERS, f"{method}: body cannot be encoded: {exc}")
-            return
+            return self._notify_dropped(method, ErrorCode.ERR_INVALID_PARAMETERS,
+                                        f"{method}: body cannot be encoded: {exc}")
         if len(frame) - HEADER_BYTES > self.max_frame_bytes:
-            self._notify_dropped(method, ErrorCode.ERR_VALUE_TOO_LARGE, f"{method}: notify of {len(frame)} bytes "
-                                 f"exceeds the frame limit of {self.max_frame_bytes}")
-            return
+            return self._notify_dropped(method, ErrorCode.ERR_VALUE_TOO_LARGE, f"{method}: notify of {len(frame)} "
+                                        f"bytes exceeds the frame limit of {self.max_frame_bytes}")
         peer = self._peers.get(address)
         if peer is None:
             try:
                 peer = self._new_peer(address)
             except PegasusError as exc:
-                self._notify_dropped(method, exc.code, exc.message)
-                return
+                return self._notify_dropped(method, exc.code, exc.message)
         if self._fail_points is not None:
             action = self._fail_points.before_send("request", address, method)
             if action is not None:
                 self._hold(_Notify(peer, method, frame), action)
-                return
+                return ErrorCode.ERR_OK
         connection = peer.connection
         if connection is not None:
             # The common case, without allocating a _Notify.
             connection.transport.write(frame)
             self._metrics.notified(method, NOTIFY_SENT)
-            return
+            return ErrorCode.ERR_OK
         peer.submit(_Notify(peer, method, frame))
+        return ErrorCode.ERR_OK
 
     def _new_peer(self, address: str) -> _Peer:
         if self._closed:
@@ -450,11 +450,12 @@ class RpcClientPool:
         peer = self._peers[address] = _Peer(self, address, host, port)
         return peer
 
-    def _notify_dropped(self, method: str, code: int, message: str) -> None:
+    def _notify_dropped(self, method: str, code: int, message: str) -> ErrorCode:
         self._metrics.notified(method, NOTIFY_DROPPED)
         # Keyed by the error code: a bounded set, unlike addresses and method names.
         _notify_drop_log.warn(("notify_dropped", code), "notify dropped ({code}): {message}",
                               code=code_name(code), message=message)
+        return ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.ERR_UNKNOWN
 
     def ping(self, address: str, timeout: float = 1.0) -> Deferred:
         """Call the built-in ``node.ping``; fires with ``{"role", "version"}`` of the server."""

@@ -4,6 +4,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
+from pegasus_node.errors import ErrorCode
 from pegasus_node.replica.peer_outbox import MESSAGES_METHOD, PeerOutbox
 from pegasus_node.twisted_rpc import RpcClientPool, RpcServer
 from tests.twisted_rpc.rpc_test_support import sleep, wait_for
@@ -15,8 +16,9 @@ class RecordingPool:
     def __init__(self) -> None:
         self.notifies: list[tuple[str, str, object]] = []
 
-    def notify(self, address: str, method: str, body: object) -> None:
+    def notify(self, address: str, method: str, body: object) -> ErrorCode:
         self.notifies.append((address, method, body))
+        return ErrorCode.ERR_OK
 
 
 def test_one_notify_per_peer_when_the_turn_ends():
@@ -59,6 +61,25 @@ async def test_messages_to_one_peer_in_one_turn_arrive_in_one_frame():
         await wait_for(lambda: frames)
         await sleep(0.05)  # nothing else follows
         assert frames == [[{"n": 0}, {"n": 1}, {"n": 2}]]
+    finally:
+        await pool.close()
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_too_big_for_one_frame_is_split_and_every_message_arrives():
+    server = RpcServer("peer")
+    frames = []
+    server.register(MESSAGES_METHOD, lambda body, ctx: frames.append(body["messages"]))
+    address = f"127.0.0.1:{server.listen(0).getHost().port}"
+    pool = RpcClientPool(max_frame_bytes=10_000)
+    try:
+        outbox = PeerOutbox(pool, reactor)
+        for i in range(10):
+            outbox.send(address, {"n": i, "value": b"x" * 3_000})  # 30 KB in all: three frames at least
+        await wait_for(lambda: sum(map(len, frames)) == 10)
+        assert len(frames) >= 3
+        assert [m["n"] for frame in frames for m in frame] == list(range(10))  # still in send order
     finally:
         await pool.close()
         await server.stop()

@@ -150,3 +150,32 @@ def test_a_learner_far_behind_catches_up_over_several_bounded_rounds() -> None:
     assert len(rounds) > 2 and sum(rounds) == 12
     assert h.value("D") == b"v11" and d.committed == 12
     assert upgrade_requests(h) == ["D"]
+
+
+def test_a_learner_still_advances_when_writes_move_memory_on_while_the_wal_is_read() -> None:
+    """Under steady writes the primary's memory always moves past what a WAL read returns; the learner must
+    still get the loaded part (before, the answer was dropped and the learner asked forever)."""
+    h = grown(ReplicationOptions(keep_committed_mutations=1))
+    d = h.cores["D"]
+    h.deliver(to="A", kind=LearnRequest)
+    [(_, load)] = h.loads
+    for i in range(5, 10):  # committed by A and B meanwhile: A's memory floor moves past the load's end
+        h.write("A", f"w{i}", f"v{i}".encode())
+        h.deliver(to="B", kind=Prepare)
+        h.sync("A", "B")
+        h.deliver(to="A", kind=PrepareAck)
+    assert h.cores["A"].log.floor > load.end_decree
+    wal = [m for m in h.appended["A"] if load.start_decree <= m.decree <= load.end_decree]
+    h.run("A", h.cores["A"].on_learn_state_loaded(h.now, load.load_id, 0, None, wal))
+    assert any(t == "D" and isinstance(m, LearnResponse) for t, m in h.inbox)
+    h.deliver(to="D", kind=LearnResponse)
+    h.sync("D")
+    assert d.committed == load.end_decree and d.follower.learning  # it asked again at once, from there
+    h.deliver(to="A", kind=LearnRequest)
+    h.settle()
+    for _, later in h.loads[1:]:  # served from the WAL again if memory no longer has it
+        wal = [m for m in h.appended["A"] if later.start_decree <= m.decree <= later.end_decree]
+        h.run("A", h.cores["A"].on_learn_state_loaded(h.now, later.load_id, 0, None, wal))
+    h.settle()
+    h.propagate()
+    assert h.value("D") == b"v9" and d.committed == h.cores["A"].committed

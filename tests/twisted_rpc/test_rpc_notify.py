@@ -38,7 +38,7 @@ async def recording_server(make_server):
 async def test_pool_notify_runs_the_handler_with_a_notify_context(recording_server, pool):
     _, port, seen = recording_server
     sent_before = client_notifies("sent")
-    assert pool.notify(f"127.0.0.1:{port}", "count", {"n": 1}) is None
+    assert pool.notify(f"127.0.0.1:{port}", "count", {"n": 1}) == ErrorCode.ERR_OK
     await wait_for(lambda: seen)
     [(body, ctx)] = seen
     assert body == {"n": 1}
