@@ -3,8 +3,9 @@
 The core (pegasus_node/replication) decides everything PacificA decides; this edge feeds it events (client
 writes, peer messages, configurations, the lease, fsync completions, ticks) and carries out the effects it
 returns, in order, as the simulator's edge does (tests/sim/replica_server.py): the WAL through the server's
-group commit (``ServerLogWriter``: one fsync per cycle for every replica on the server), applies through the storage engine, messages over RPC to peer
-replica servers, requests to the meta server, and learner state read from the WAL or a checkpoint.
+group commit (``ServerLogWriter``: one fsync per cycle for every replica on the server), applies through the
+storage engine, messages to peer replica servers (one-way, batched per peer: ``PeerOutbox``), requests to the
+meta server, and learner state read from the WAL or a checkpoint.
 A learner gets a checkpoint by name in the learn response and fetches the file in chunks before the core
 sees the response (checkpoint_source.py, checkpoint_download.py): a checkpoint may exceed an RPC frame.
 

@@ -25,6 +25,6 @@ def lock_directory(directory: Path, holder: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise StorageError(f"the storage directory {directory} is in use by another {holder} "
-                           f"(its LOCK file is held)") from None
+        raise StorageError(f"the storage directory {directory} is in use by another {holder} (its LOCK file "
+                           "is held): stop that process, or give this one another data directory") from None
     return fd
