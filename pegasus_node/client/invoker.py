@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError, ensureDeferred, fail
+from twisted.python.failure import Failure
 
 from pegasus_node.client.backup_request import race_with_backup
 from pegasus_node.client.errors import AmbiguousResultError, PegasusTimeoutError, TableNotFoundError
@@ -57,18 +58,24 @@ class PartitionInvoker:
         partition: int | None = None,
         read: bool,
         idempotent: bool,
+        after_first_attempt: tuple[PegasusError, int | None] | None = None,
     ) -> Any:
         """Send ``body`` (plus its ``gpid``) to the primary of the partition of ``hash_key`` (or ``partition``).
 
         Retries until the deadline as :mod:`pegasus_node.client.retry` allows; reads may also go to a
         secondary as a backup request. Raises the replica's error, :class:`PegasusTimeoutError`,
-        :class:`AmbiguousResultError` or :class:`TableNotFoundError`.
+        :class:`AmbiguousResultError` or :class:`TableNotFoundError`. ``after_first_attempt``: the retriable
+        error of a first attempt that ``start`` made, and the configuration version it found stale.
         """
         operation = f"{method} on table {self.cache.table_name!r}"
         backoff = Backoff()
         last_error: BaseException | None = None
         stale_version: int | None = None  # the configuration version that an attempt found out of date
         first = True
+        if after_first_attempt is not None:
+            last_error, stale_version = after_first_attempt
+            first = False
+            await backoff.sleep(self._clock, deadline)
         while True:
             self.check_open()  # a closed client stops retrying at once
             if deadline.expired():
@@ -105,14 +112,56 @@ class PartitionInvoker:
                 self.stats.attempts += 1
                 return await self._send(part, method, body, deadline, read=read, idempotent=idempotent)
             except PegasusError as e:
-                if not may_retry(e, idempotent=idempotent):
-                    if not idempotent and e.code in TRANSIENT_ERRORS:
-                        raise AmbiguousResultError(operation, e) from e
-                    raise
                 last_error = e
-                if e.code in REFRESH_CONFIG_ERRORS:
-                    stale_version = config.version
+                stale_version = self._judge_failure(e, operation, config, idempotent=idempotent)
                 await backoff.sleep(self._clock, deadline)
+
+    def start(
+        self,
+        method: str,
+        body: dict,
+        *,
+        deadline: Deadline,
+        hash_key: bytes | None = None,
+        read: bool,
+        idempotent: bool,
+    ) -> Deferred:
+        """``call`` as a Deferred, with no coroutine in the common case (the configuration is cached and the
+        first attempt succeeds): a coroutine per operation cost the client more CPU than the RPC itself.
+        Anything else goes on in ``call``'s retry loop."""
+        config = self.cache.config
+        try:
+            self.check_open()
+            part = None if config is None or deadline.expired() else self._route(config, hash_key, None)
+        except PegasusError:
+            return fail()
+        if part is None or not part.primary:
+            return ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
+                                            idempotent=idempotent))
+        body["gpid"] = [config.app_id, part.index]
+        self.stats.attempts += 1
+        d = self._send(part, method, body, deadline, read=read, idempotent=idempotent)
+        return d.addErrback(self._retry_first_attempt, method, body, deadline, hash_key, config, read, idempotent)
+
+    def _retry_first_attempt(self, failure: Failure, method: str, body: dict, deadline: Deadline,
+                             hash_key: bytes | None, config: TableConfig, read: bool, idempotent: bool) -> Any:
+        error = failure.value
+        if not isinstance(error, PegasusError):
+            return failure
+        operation = f"{method} on table {self.cache.table_name!r}"
+        stale_version = self._judge_failure(error, operation, config, idempotent=idempotent)
+        return ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
+                                        idempotent=idempotent, after_first_attempt=(error, stale_version)))
+
+    @staticmethod
+    def _judge_failure(error: PegasusError, operation: str, config: TableConfig, *, idempotent: bool) -> int | None:
+        """Raise ``error`` (or AmbiguousResultError) when no retry may follow; else the configuration version
+        to refresh past before the retry (None: keep it)."""
+        if not may_retry(error, idempotent=idempotent):
+            if not idempotent and error.code in TRANSIENT_ERRORS:
+                raise AmbiguousResultError(operation, error) from error
+            raise error
+        return config.version if error.code in REFRESH_CONFIG_ERRORS else None
 
     @staticmethod
     def _route(config: TableConfig, hash_key: bytes | None, partition: int | None) -> PartitionInfo:

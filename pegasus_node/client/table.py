@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
+
 from pegasus_node.client.deferreds import returns_deferred
 from pegasus_node.client.errors import InvalidArgumentError
 from pegasus_node.client.invoker import InvokerStats, PartitionInvoker
@@ -42,6 +44,18 @@ DEFAULT_SCAN_MAX_COUNT = 10_000
 
 def _malformed(method: str, error: Exception) -> PegasusError:
     return PegasusError(ErrorCode.ERR_INVALID_DATA, f"{method}: malformed reply ({error!r})")
+
+
+def _nothing(_reply: Any) -> None:
+    return None
+
+
+def _value_of_get(reply: Any) -> bytes | None:
+    try:
+        value = reply["value"]
+    except (KeyError, TypeError) as e:
+        raise _malformed("rrdb.get", e) from None
+    return None if value is None else bytes(value)
 
 
 class Table:
@@ -91,6 +105,12 @@ class Table:
     def _deadline(self, timeout: float | None) -> Deadline:
         return Deadline(self._clock, timeout_arg(timeout, self.timeout))
 
+    def _start(self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool) -> Deferred:
+        self._invoker.check_open()
+        deadline = self._deadline(timeout)
+        body["hash_key"] = hash_key
+        return self._invoker.start(method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=True)
+
     async def _call(
         self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool, idempotent: bool = True
     ) -> Any:
@@ -103,25 +123,29 @@ class Table:
 
     # -- single records --------------------------------------------------------------------------------
 
-    @returns_deferred
-    async def set(
-        self, hash_key: Any, sort_key: Any, value: Any, ttl_seconds: int = 0, *, timeout: float | None = None
-    ) -> None:
-        """Write one record; ``ttl_seconds`` 0 means no expiry."""
-        hk, sk = hash_key_arg(hash_key), sort_key_arg(sort_key)
-        body = {"sort_key": sk, "value": value_arg(value, self.max_value_bytes), "ttl_seconds": ttl_arg(ttl_seconds)}
-        await self._call("rrdb.put", hk, body, timeout, read=False)
+    # set and get, the hot paths, build their Deferreds directly (PartitionInvoker.start): no coroutine.
 
-    @returns_deferred
-    async def get(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> bytes | None:
-        """The value, or None when the record does not exist (or has expired)."""
-        body = {"sort_key": sort_key_arg(sort_key)}
-        reply = await self._call("rrdb.get", hash_key_arg(hash_key), body, timeout, read=True)
+    def set(
+        self, hash_key: Any, sort_key: Any, value: Any, ttl_seconds: int = 0, *, timeout: float | None = None
+    ) -> Deferred:
+        """Write one record; ``ttl_seconds`` 0 means no expiry. Fires with None."""
         try:
-            value = reply["value"]
-        except (KeyError, TypeError) as e:
-            raise _malformed("rrdb.get", e) from None
-        return None if value is None else bytes(value)
+            hk, sk = hash_key_arg(hash_key), sort_key_arg(sort_key)
+            body = {"sort_key": sk, "value": value_arg(value, self.max_value_bytes),
+                    "ttl_seconds": ttl_arg(ttl_seconds)}
+            d = self._start("rrdb.put", hk, body, timeout, read=False)
+        except Exception:
+            return fail()
+        return d.addCallback(_nothing)
+
+    def get(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> Deferred:
+        """The value, or None when the record does not exist (or has expired)."""
+        try:
+            body = {"sort_key": sort_key_arg(sort_key)}
+            d = self._start("rrdb.get", hash_key_arg(hash_key), body, timeout, read=True)
+        except Exception:
+            return fail()
+        return d.addCallback(_value_of_get)
 
     @returns_deferred
     async def delete(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> None:
