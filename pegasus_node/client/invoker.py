@@ -107,10 +107,8 @@ class PartitionInvoker:
                 stale_version = config.version
                 await backoff.sleep(self._clock, deadline)
                 continue
-            body["gpid"] = [config.app_id, part.index]
             try:
-                self.stats.attempts += 1
-                return await self._send(part, method, body, deadline, read=read, idempotent=idempotent)
+                return await self._attempt(config, part, method, body, deadline, read=read, idempotent=idempotent)
             except PegasusError as e:
                 last_error = e
                 stale_version = self._judge_failure(e, operation, config, idempotent=idempotent)
@@ -138,10 +136,15 @@ class PartitionInvoker:
         if part is None or not part.primary:
             return ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
                                             idempotent=idempotent))
+        d = self._attempt(config, part, method, body, deadline, read=read, idempotent=idempotent)
+        return d.addErrback(self._retry_first_attempt, method, body, deadline, hash_key, config, read, idempotent)
+
+    def _attempt(self, config: TableConfig, part: PartitionInfo, method: str, body: dict, deadline: Deadline, *,
+                 read: bool, idempotent: bool) -> Deferred:
+        """One try at the partition's primary (raced with a backup request, for a read)."""
         body["gpid"] = [config.app_id, part.index]
         self.stats.attempts += 1
-        d = self._send(part, method, body, deadline, read=read, idempotent=idempotent)
-        return d.addErrback(self._retry_first_attempt, method, body, deadline, hash_key, config, read, idempotent)
+        return self._send(part, method, body, deadline, read=read, idempotent=idempotent)
 
     def _retry_first_attempt(self, failure: Failure, method: str, body: dict, deadline: Deadline,
                              hash_key: bytes | None, config: TableConfig, read: bool, idempotent: bool) -> Any:

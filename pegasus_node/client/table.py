@@ -105,21 +105,20 @@ class Table:
     def _deadline(self, timeout: float | None) -> Deadline:
         return Deadline(self._clock, timeout_arg(timeout, self.timeout))
 
-    def _start(self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool) -> Deferred:
+    def _start(
+        self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool, idempotent: bool = True
+    ) -> Deferred:
         self._invoker.check_open()
         deadline = self._deadline(timeout)
         body["hash_key"] = hash_key
-        return self._invoker.start(method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=True)
+        return self._invoker.start(
+            method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=idempotent
+        )
 
     async def _call(
         self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool, idempotent: bool = True
     ) -> Any:
-        self._invoker.check_open()
-        deadline = self._deadline(timeout)
-        body["hash_key"] = hash_key
-        return await self._invoker.call(
-            method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=idempotent
-        )
+        return await self._start(method, hash_key, body, timeout, read=read, idempotent=idempotent)
 
     # -- single records --------------------------------------------------------------------------------
 
