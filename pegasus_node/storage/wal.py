@@ -493,12 +493,15 @@ class WriteAheadLog:
         with self._write_lock:
             if self._closed or not self._fsync:
                 return
-            fds = list(self._retired_fds.values()) + ([self._fd] if self._fd is not None else [])
-            try:
-                for fd in fds:
-                    os.fsync(fd)
-            except OSError as exc:
-                raise StorageError(f"fsync of the WAL in {self.directory} failed: {exc.strerror or exc}") from exc
+            self._fsync_open_segments()
+
+    def _fsync_open_segments(self) -> None:
+        """With the write lock held. Raises StorageError."""
+        try:
+            for fd in list(self._retired_fds.values()) + ([self._fd] if self._fd is not None else []):
+                os.fsync(fd)
+        except OSError as exc:
+            raise StorageError(f"fsync of the WAL in {self.directory} failed: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         """Waits for a batch being written; pending (untaken) appends are dropped. What was written is fsynced
@@ -507,9 +510,8 @@ class WriteAheadLog:
             self._closed = True
             if self._fsync:
                 try:
-                    for fd in list(self._retired_fds.values()) + ([self._fd] if self._fd is not None else []):
-                        os.fsync(fd)
-                except OSError:
+                    self._fsync_open_segments()
+                except StorageError:
                     self.close_sync_failed = True
             if self._fd is not None:
                 os.close(self._fd)
