@@ -1,5 +1,7 @@
 """PeerOutbox: the replication messages of one reactor turn leave as one notify per peer, in send order."""
 
+import contextlib
+
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock
@@ -47,39 +49,36 @@ def test_each_turn_is_its_own_batch():
     assert [body["messages"] for _, _, body in pool.notifies] == [[{"n": 1}], [{"n": 2}]]
 
 
-@pytest_twisted.ensureDeferred
-async def test_messages_to_one_peer_in_one_turn_arrive_in_one_frame():
+@contextlib.asynccontextmanager
+async def recording_peer(**pool_options):
+    """A real peer that records each ``replication.messages`` frame, and a pool to reach it."""
     server = RpcServer("peer")
-    frames = []
+    frames: list[list] = []
     server.register(MESSAGES_METHOD, lambda body, ctx: frames.append(body["messages"]))
     address = f"127.0.0.1:{server.listen(0).getHost().port}"
-    pool = RpcClientPool()
+    pool = RpcClientPool(**pool_options)
     try:
-        outbox = PeerOutbox(pool, reactor)
+        yield PeerOutbox(pool, reactor), address, frames
+    finally:
+        await pool.close()
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_to_one_peer_in_one_turn_arrive_in_one_frame():
+    async with recording_peer() as (outbox, address, frames):
         for i in range(3):
             outbox.send(address, {"n": i})
         await wait_for(lambda: frames)
         await sleep(0.05)  # nothing else follows
         assert frames == [[{"n": 0}, {"n": 1}, {"n": 2}]]
-    finally:
-        await pool.close()
-        await server.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_batch_too_big_for_one_frame_is_split_and_every_message_arrives():
-    server = RpcServer("peer")
-    frames = []
-    server.register(MESSAGES_METHOD, lambda body, ctx: frames.append(body["messages"]))
-    address = f"127.0.0.1:{server.listen(0).getHost().port}"
-    pool = RpcClientPool(max_frame_bytes=10_000)
-    try:
-        outbox = PeerOutbox(pool, reactor)
+    async with recording_peer(max_frame_bytes=10_000) as (outbox, address, frames):
         for i in range(10):
             outbox.send(address, {"n": i, "value": b"x" * 3_000})  # 30 KB in all: three frames at least
         await wait_for(lambda: sum(map(len, frames)) == 10)
         assert len(frames) >= 3
         assert [m["n"] for frame in frames for m in frame] == list(range(10))  # still in send order
-    finally:
-        await pool.close()
-        await server.stop()
