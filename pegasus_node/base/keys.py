@@ -56,10 +56,13 @@ def to_bytes(value: bytes | str, what: str = "key") -> bytes:
     raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
 
 
+_U16 = struct.Struct(">H")  # precompiled: encode_key runs for every write op applied
+
+
 def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
     if len(hash_key) > MAX_HASH_KEY_LEN:
         raise ValueError(f"hash key is {len(hash_key)} bytes; the limit is {MAX_HASH_KEY_LEN}")
-    return struct.pack(">H", len(hash_key)) + hash_key + sort_key
+    return _U16.pack(len(hash_key)) + hash_key + sort_key
 
 
 def decode_key(key: bytes) -> tuple[bytes, bytes]:

@@ -28,10 +28,14 @@ def expire_at(ttl_seconds: int, *, allow_clear: bool = False) -> int:
     return int(time.time()) + ttl_seconds
 
 
-def _raise_on_error(result: dict) -> dict:
+def _reply_fields(result: dict, fields: tuple[str, ...]) -> dict:
+    """A write's reply: the storage engine's error as a PegasusError, or the named fields of its result."""
     if result.get("error"):
         raise PegasusError(result["error"], result.get("message", ""))
-    return result
+    return {name: result[name] for name in fields}
+
+
+DECREE = ("decree",)
 
 
 class DataHandlers:
@@ -65,9 +69,8 @@ class DataHandlers:
             raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
                                f"value is {len(value)} bytes; the limit is {self.max_value_bytes}")
 
-    def _write(self, body: dict, op: dict) -> defer.Deferred:
-        replica = self.lookup(body["gpid"])
-        return replica.submit(op).addCallback(_raise_on_error)
+    def _write(self, body: dict, op: dict, fields: tuple[str, ...] = DECREE) -> defer.Deferred:
+        return self.lookup(body["gpid"]).submit(op).addCallback(_reply_fields, fields)
 
     def _read_engine(self, body: dict):
         return self.lookup(body["gpid"]).readable_engine(body.get("backup_request", False))
@@ -79,12 +82,12 @@ class DataHandlers:
         self._check_value(b["value"])
         op = {"op": "put", "hk": b["hash_key"], "sk": b["sort_key"], "v": b["value"],
               "expire": expire_at(b.get("ttl_seconds", 0))}
-        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+        return self._write(b, op)
 
     def remove(self, body, ctx):
         b = expect(body, KEY)
         op = {"op": "del", "hk": b["hash_key"], "sk": b["sort_key"]}
-        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+        return self._write(b, op)
 
     def multi_put(self, body, ctx):
         b = expect(body, {**GPID, "hash_key": bytes, "kvs": list}, optional={"ttl_seconds": int})
@@ -97,20 +100,20 @@ class DataHandlers:
         if not kvs:
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "multi_put needs at least one sort key")
         op = {"op": "multi_put", "hk": b["hash_key"], "kvs": kvs, "expire": expire_at(b.get("ttl_seconds", 0))}
-        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"]})
+        return self._write(b, op)
 
     def multi_remove(self, body, ctx):
         b = expect(body, {**GPID, "hash_key": bytes, "sort_keys": list})
         if not all(isinstance(sk, bytes) for sk in b["sort_keys"]):
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "sort_keys must be a list of bytes")
         op = {"op": "multi_del", "hk": b["hash_key"], "sks": list(b["sort_keys"])}
-        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"], "count": r["count"]})
+        return self._write(b, op, ("decree", "count"))
 
     def incr(self, body, ctx):
         b = expect(body, {**KEY, "increment": int}, optional={"ttl_seconds": int})
         op = {"op": "incr", "hk": b["hash_key"], "sk": b["sort_key"], "by": b["increment"],
               "expire": expire_at(b.get("ttl_seconds", 0), allow_clear=True)}
-        return self._write(b, op).addCallback(lambda r: {"decree": r["decree"], "value": r["value"]})
+        return self._write(b, op, ("decree", "value"))
 
     def check_and_set(self, body, ctx):
         b = expect(body, {**GPID, "hash_key": bytes, "check_sort_key": bytes, "check_type": int,
@@ -120,12 +123,7 @@ class DataHandlers:
         op = {"op": "cas", "hk": b["hash_key"], "check_sk": b["check_sort_key"], "check_type": b["check_type"],
               "operand": b["check_operand"], "set_sk": b["set_sort_key"], "set_v": b["set_value"],
               "expire": expire_at(b.get("ttl_seconds", 0)), "return_check_value": b.get("return_check_value", False)}
-
-        def shape(r):
-            return {"decree": r["decree"], "set_succeed": r["set_succeed"],
-                    "check_value_exist": r["check_value_exist"], "check_value": r["check_value"]}
-
-        return self._write(b, op).addCallback(shape)
+        return self._write(b, op, ("decree", "set_succeed", "check_value_exist", "check_value"))
 
     # ----- reads -----
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from pegasus_node.base.turn import call_from_thread, call_soon
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.storage.mutation import Mutation
@@ -88,6 +89,7 @@ class ServerLogWriter:
         self.batches = 0  # replica batches written, several per cycle
         self.mutations = 0
         self._logs: set[ReplicaLog] = set()
+        self._open_wals: tuple[WriteAheadLog, ...] = ()  # of self._logs, for the log thread's GC; rebuilt on change
         self._queued: dict[ReplicaLog, None] = {}  # insertion-ordered set
         self._hand_over_scheduled = False
         self._gc_blocked = ""
@@ -99,6 +101,7 @@ class ServerLogWriter:
                on_failed: Callable[[PegasusError], None]) -> ReplicaLog:
         replica_log = ReplicaLog(self, gpid, wal, on_durable, on_failed)
         self._logs.add(replica_log)
+        self._open_wals = tuple(attached.wal for attached in self._logs)
         return replica_log
 
     def stats(self) -> dict:
@@ -108,6 +111,7 @@ class ServerLogWriter:
 
     def detach(self, replica_log: ReplicaLog) -> None:
         self._logs.discard(replica_log)
+        self._open_wals = tuple(attached.wal for attached in self._logs)
         self._queued.pop(replica_log, None)
         if replica_log.wal.close_sync_failed and not self._gc_blocked:
             # Its last writes are durable only in the shared log now, so the shared log must keep them.
@@ -131,7 +135,7 @@ class ServerLogWriter:
         if not self._hand_over_scheduled:
             # Wait for the end of the reactor turn, so that everything appended in it goes in one cycle.
             self._hand_over_scheduled = True
-            self.reactor.callLater(0, self._hand_over)
+            call_soon(self.reactor, self._hand_over)
 
     def _hand_over(self) -> None:
         self._hand_over_scheduled = False
@@ -149,7 +153,7 @@ class ServerLogWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="pegasus-log-writer", daemon=True)
             self._thread.start()
-        self._handed.put((work, [replica_log.wal for replica_log in self._logs]))
+        self._handed.put((work, self._open_wals))
 
     def _cycle_done(self, outcomes: list, cycle_error: PegasusError | None) -> None:
         self.cycles += 1
@@ -191,9 +195,9 @@ class ServerLogWriter:
                 cycle_error = PegasusError(ErrorCode.ERR_DISK_IO, f"log writer crashed: {exc!r}")
                 self._thread_failure = cycle_error
                 outcomes = [(replica_log, batch, tag, cycle_error) for replica_log, batch, tag in work]
-            self.reactor.callFromThread(self._cycle_done, outcomes, cycle_error)
+            call_from_thread(self.reactor, self._cycle_done, outcomes, cycle_error)
 
-    def _write_cycle(self, work: list, open_wals: list[WriteAheadLog]) -> tuple[list, PegasusError | None]:
+    def _write_cycle(self, work: list, open_wals: tuple[WriteAheadLog, ...]) -> tuple[list, PegasusError | None]:
         """Returns (replica log, batch, tag, error or None) for each batch, and the cycle's own error (the
         shared log's append failed: the whole writer fails)."""
         if self._thread_failure is not None:
@@ -224,7 +228,7 @@ class ServerLogWriter:
             self._collect_garbage(open_wals)
         return outcomes, (cycle_error if self.shared_log is not None else None)
 
-    def _collect_garbage(self, open_wals: list[WriteAheadLog]) -> None:
+    def _collect_garbage(self, open_wals: tuple[WriteAheadLog, ...]) -> None:
         """Drop shared-log segments once every WAL holds their writes durably on its own."""
         shared = self.shared_log
         if shared is None or shared.active_bytes < shared.rotate_bytes or self._gc_blocked:

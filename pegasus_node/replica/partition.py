@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from pegasus_node.base.turn import call_soon
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.replica.checkpoint_download import CheckpointDownloader, DownloadedCheckpoint
 from pegasus_node.replica.checkpoint_source import CheckpointReference, reference_checkpoint
@@ -174,40 +175,41 @@ class PartitionReplica:
     def run(self, effects: list) -> None:
         """Carry out effects in order; effects produced by the ones run here (applies) follow, in order."""
         follow_ups = collections.deque([effects])
+        handlers = _EFFECT_HANDLERS
         while follow_ups and self.core is not None:
             for effect in follow_ups.popleft():
                 if self.core is None:
                     return
-                more = self._do(effect)
+                handler = handlers.get(type(effect))
+                if handler is None:
+                    raise AssertionError(f"unknown effect {effect!r}")
+                more = handler(self, effect)
                 if more:
                     follow_ups.append(more)
 
-    def _do(self, effect) -> list | None:
-        core = self.core
-        if isinstance(effect, fx.Send):
-            self.server.send_message(effect.to, effect.message)
-        elif isinstance(effect, fx.AppendLog):
-            self.log_writer.append(effect.mutation, effect.seq)
-        elif isinstance(effect, fx.ApplyMutation):
-            results = self.engine.apply(effect.mutation)
-            return core.on_apply_finished(self.server.clock(), effect.mutation.decree, results)
-        elif isinstance(effect, fx.ReplyClient):
-            self._reply(effect)
-        elif isinstance(effect, fx.PersistBallot):
-            write_ballot(self.directory, effect.ballot, self.server.config.fsync)
-        elif isinstance(effect, fx.InstallCheckpoint):
-            self._install_checkpoint(effect)
-        elif isinstance(effect, fx.LoadLearnState):
-            d = threads.deferToThread(self._load_learn_state, effect)
-            d.addCallbacks(self._on_learn_state_loaded, self._on_learn_state_failed, errbackArgs=(effect,))
-        elif isinstance(effect, fx.ReportToMeta):
-            self.server.report_to_meta(effect.request)
-        elif isinstance(effect, fx.StatusChanged):
-            log.info("replica {gpid} ballot {b}: {old} -> {new}", gpid=self.gpid, b=effect.ballot,
-                     old=effect.old.value, new=effect.new.value)
-        else:
-            raise AssertionError(f"unknown effect {effect!r}")
-        return None
+    def _send(self, effect: fx.Send) -> None:
+        self.server.send_message(effect.to, effect.message)
+
+    def _append_log(self, effect: fx.AppendLog) -> None:
+        self.log_writer.append(effect.mutation, effect.seq)
+
+    def _apply(self, effect: fx.ApplyMutation) -> list:
+        results = self.engine.apply(effect.mutation)
+        return self.core.on_apply_finished(self.server.clock(), effect.mutation.decree, results)
+
+    def _persist_ballot(self, effect: fx.PersistBallot) -> None:
+        write_ballot(self.directory, effect.ballot, self.server.config.fsync)
+
+    def _load_learn_state_in_thread(self, effect: fx.LoadLearnState) -> None:
+        d = threads.deferToThread(self._load_learn_state, effect)
+        d.addCallbacks(self._on_learn_state_loaded, self._on_learn_state_failed, errbackArgs=(effect,))
+
+    def _report_to_meta(self, effect: fx.ReportToMeta) -> None:
+        self.server.report_to_meta(effect.request)
+
+    def _log_status_change(self, effect: fx.StatusChanged) -> None:
+        log.info("replica {gpid} ballot {b}: {old} -> {new}", gpid=self.gpid, b=effect.ballot,
+                 old=effect.old.value, new=effect.new.value)
 
     def _on_durable(self, seq: int) -> None:
         if self.core is not None:
@@ -339,7 +341,7 @@ class PartitionReplica:
         if not self._flush_scheduled and self.core is not None:
             # Fold every write that arrives in this reactor turn into one mutation.
             self._flush_scheduled = True
-            self.server.reactor.callLater(0, self._flush)
+            call_soon(self.server.reactor, self._flush)
         return deferred
 
     def _flush(self) -> None:
@@ -432,3 +434,18 @@ class PartitionReplica:
         finally:
             self._checkpointing = False
             self._close_engine_when_idle()
+
+
+# Effect type -> the PartitionReplica method that carries it out (a dict lookup per effect: the runner is on every
+# write's path several times).
+_EFFECT_HANDLERS = {
+    fx.Send: PartitionReplica._send,
+    fx.AppendLog: PartitionReplica._append_log,
+    fx.ApplyMutation: PartitionReplica._apply,
+    fx.ReplyClient: PartitionReplica._reply,
+    fx.PersistBallot: PartitionReplica._persist_ballot,
+    fx.InstallCheckpoint: PartitionReplica._install_checkpoint,
+    fx.LoadLearnState: PartitionReplica._load_learn_state_in_thread,
+    fx.ReportToMeta: PartitionReplica._report_to_meta,
+    fx.StatusChanged: PartitionReplica._log_status_change,
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pegasus_node.base.turn import call_soon
 from pegasus_node.errors import ErrorCode
 from pegasus_node.twisted_rpc import RpcClientPool
 
@@ -31,7 +32,7 @@ class PeerOutbox:
             self._batches[to] = [wire_message]
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                self._reactor.callLater(0, self.flush)
+                call_soon(self._reactor, self.flush)
         else:
             batch.append(wire_message)
 

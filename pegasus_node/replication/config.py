@@ -10,7 +10,7 @@ message naming the field, so that a malformed message from the network is a clea
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Gpid = tuple[int, int]
@@ -69,6 +69,8 @@ class PartitionConfiguration:
     secondaries: tuple[str, ...] = ()
     learners: tuple[str, ...] = ()
     last_committed_decree: int = 0
+    # shared_wire()'s dict, once made. Not part of the value.
+    _wire: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def role_of(self, address: str) -> PartitionStatus:
         if address and address == self.primary:
@@ -89,6 +91,7 @@ class PartitionConfiguration:
         return self.members + self.learners
 
     def to_wire(self) -> dict:
+        """A new dict, which the caller may change."""
         return {
             "gpid": list(self.gpid),
             "ballot": self.ballot,
@@ -98,8 +101,37 @@ class PartitionConfiguration:
             "last_committed_decree": self.last_committed_decree,
         }
 
+    def shared_wire(self) -> dict:
+        """``to_wire()``, made once and shared: a primary sends its configuration in every Prepare and GroupCheck.
+        Only for the messages' wire dicts, which are serialized and never changed; read it, never change it."""
+        wire = self._wire
+        if wire is None:
+            wire = self.to_wire()
+            object.__setattr__(self, "_wire", wire)
+        return wire
+
     @classmethod
     def from_wire(cls, data: Any) -> "PartitionConfiguration":
+        # Every Prepare and GroupCheck carries its partition's configuration, which rarely changes: reuse the
+        # configuration decoded earlier from an equal dict (it is immutable). The key holds the integer fields
+        # and is only made when they are exact ints, since True and 7.0 compare equal to 1 and 7 yet are
+        # invalid; the other fields (strings and lists of strings) only compare equal to valid values.
+        key = _config_cache_key(data)
+        if key is not None:
+            cached = _decoded_configs.get(key)
+            if cached is not None and cached[0] == data:
+                return cached[1]
+        config = cls._from_wire(data)
+        if key is not None:
+            if len(_decoded_configs) >= _DECODED_CONFIGS_LIMIT:
+                _decoded_configs.clear()
+            # A private canonical dict (not shared_wire(), which leaves with messages): only a dict with exactly
+            # these fields and values hits, so one that omits an optional field or has extra ones is decoded anew.
+            _decoded_configs[key] = (config.to_wire(), config)
+        return config
+
+    @classmethod
+    def _from_wire(cls, data: Any) -> "PartitionConfiguration":
         what = "partition configuration"
         gpid = wire_gpid(data, what)
         primary = wire_field(data, "primary", str, what)
@@ -113,6 +145,24 @@ class PartitionConfiguration:
         if len(set(everyone)) != len(everyone):
             raise WireFormatError(f"{what}: an address appears twice among primary, secondaries and learners")
         return config
+
+
+def _config_cache_key(data: Any) -> tuple[int, int, int, int] | None:
+    """The integer fields of a configuration's wire dict when they are all exact ints, else None."""
+    if type(data) is dict:
+        gpid = data.get("gpid")
+        ballot = data.get("ballot")
+        lcd = data.get("last_committed_decree")
+        if (type(gpid) is list and len(gpid) == 2 and type(gpid[0]) is int and type(gpid[1]) is int
+                and type(ballot) is int and type(lcd) is int):
+            return (gpid[0], gpid[1], ballot, lcd)
+    return None
+
+
+# (gpid, ballot, last committed decree) -> (the canonical wire dict, its configuration). A replica server
+# sees about one configuration per partition it hosts; the cache is emptied when it grows past the limit.
+_decoded_configs: dict[tuple[int, int, int, int], tuple[dict, PartitionConfiguration]] = {}
+_DECODED_CONFIGS_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,11 @@ class FollowerRole:
         if self.learning:
             return effects
         effects.extend(core.commit_to(min(prepare.committed, self.valid_end)))
-        effects.append(self._ack())
+        # A new mutation is acknowledged once it is durable (on_log_durable). Ack now only with news (the
+        # commit point made more of the log valid), or when the primary re-sent something already durable
+        # here: it never heard our ack.
+        if self.ack_point > self.acked_sent or mutation.decree <= self.ack_point:
+            effects.append(self._ack())
         return effects
 
     def _store(self, now: float, mutation: Mutation) -> list:
@@ -86,7 +90,9 @@ class FollowerRole:
         effects = []
         existing = core.log.get(mutation.decree)
         if existing is None or not same_content(existing, mutation):
-            effects.append(core.log.append(dataclasses.replace(mutation, ballot=core.ballot)))
+            if mutation.ballot != core.ballot:  # logged under the ballot that accepted it
+                mutation = dataclasses.replace(mutation, ballot=core.ballot)
+            effects.append(core.log.append(mutation))
             core.last_timestamp_us = max(core.last_timestamp_us, mutation.timestamp_us)
         self.valid_end = mutation.decree
         self.progress_at = now

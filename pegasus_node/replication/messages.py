@@ -17,8 +17,9 @@ Flow (see the package docstring for the whole protocol):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import msgpack
 
@@ -33,22 +34,6 @@ from pegasus_node.replication.config import (
 from pegasus_node.storage.mutation import Mutation
 
 
-def _encode_value(kind: str, value: Any) -> Any:
-    if kind == "int" or kind == "str" or kind == "bool" or kind == "any":
-        return value
-    if kind == "config":
-        return value.to_wire()
-    if kind == "mutation":
-        return value.encode()
-    if kind == "mutations":
-        return [m.encode() for m in value]
-    if kind == "status":
-        return value.value
-    if kind == "gpid":
-        return list(value)
-    return value
-
-
 def _decode_mutation(raw: Any, what: str) -> Mutation:
     if not isinstance(raw, bytes):
         raise WireFormatError(f"{what}: a mutation must be bytes, got {type(raw).__name__}")
@@ -56,13 +41,27 @@ def _decode_mutation(raw: Any, what: str) -> Mutation:
         mutation = Mutation.decode(raw)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise WireFormatError(f"{what}: undecodable mutation ({exc})") from None
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in
-               (mutation.ballot, mutation.decree, mutation.last_committed, mutation.timestamp_us)):
+    # msgpack decodes integers to exact ints, so `type(x) is int` is the wire's "an integer, not a boolean"
+    if not (type(mutation.ballot) is int and type(mutation.decree) is int and type(mutation.last_committed) is int
+            and type(mutation.timestamp_us) is int):
         raise WireFormatError(f"{what}: a mutation's ballot, decree, last_committed and timestamp must be integers")
     if mutation.decree < 1 or mutation.last_committed >= mutation.decree:
         raise WireFormatError(f"{what}: mutation decree {mutation.decree} with last_committed "
                               f"{mutation.last_committed} is impossible")
     return mutation
+
+
+def _field(data: dict, name: str, kind: type, what: str) -> Any:
+    """``wire_field`` for one exact type, with the common case first."""
+    value = data.get(name)
+    return value if type(value) is kind else wire_field(data, name, kind, what)
+
+
+def _decode_gpid(data: dict, name: str, what: str) -> Gpid:
+    raw = data.get(name)
+    if type(raw) is list and len(raw) == 2 and type(raw[0]) is int and type(raw[1]) is int:
+        return (raw[0], raw[1])
+    return wire_gpid(data, what)
 
 
 def _decode_status(data: dict, name: str, what: str) -> PartitionStatus:
@@ -78,17 +77,30 @@ def _decode_any(data: dict, name: str, what: str) -> Any:
     return data[name]
 
 
-_DECODERS = {
-    "gpid": lambda data, name, what: wire_gpid(data, what),
-    "int": lambda data, name, what: wire_field(data, name, int, what),
-    "str": lambda data, name, what: wire_field(data, name, str, what),
-    "bool": lambda data, name, what: wire_field(data, name, bool, what),
-    "config": lambda data, name, what: PartitionConfiguration.from_wire(wire_field(data, name, dict, what)),
-    "mutation": lambda data, name, what: _decode_mutation(wire_field(data, name, bytes, what), what),
-    "mutations": lambda data, name, what: tuple(_decode_mutation(raw, what)
-                                                for raw in wire_field(data, name, (list, tuple), what)),
-    "status": _decode_status,
-    "any": _decode_any,
+class _Kind(NamedTuple):
+    plain: type | None  # a value of exactly this type is taken as it is, without calling decode
+    decode: Callable[[dict, str, str], Any]  # (data, name, what) -> value; raises WireFormatError
+    encode: Callable[[Any], Any] | None  # None: the value goes on the wire as it is
+
+
+def _plain(kind: type) -> _Kind:
+    return _Kind(kind, lambda data, name, what: wire_field(data, name, kind, what), None)
+
+
+_KINDS: dict[str, _Kind] = {
+    "int": _plain(int),
+    "str": _plain(str),
+    "bool": _plain(bool),
+    "any": _Kind(None, _decode_any, None),
+    "gpid": _Kind(None, _decode_gpid, list),
+    "config": _Kind(None, lambda data, name, what: PartitionConfiguration.from_wire(_field(data, name, dict, what)),
+                    PartitionConfiguration.shared_wire),
+    "mutation": _Kind(None, lambda data, name, what: _decode_mutation(_field(data, name, bytes, what), what),
+                      Mutation.encode),
+    "mutations": _Kind(None, lambda data, name, what: tuple(_decode_mutation(raw, what)
+                                                            for raw in wire_field(data, name, (list, tuple), what)),
+                       lambda mutations: [m.encode() for m in mutations]),
+    "status": _Kind(None, _decode_status, lambda status: status.value),
 }
 
 
@@ -98,28 +110,33 @@ class _Message:
     __slots__ = ()
     TYPE: ClassVar[str]
     WIRE: ClassVar[dict[str, str]]
+    # Derived from WIRE when a message class is defined, so that coding a message looks nothing up by kind.
+    _WHAT: ClassVar[str]
+    _ENCODERS: ClassVar[tuple]
+    _DECODERS: ClassVar[tuple]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._WHAT = "replication message " + cls.TYPE
+        cls._ENCODERS = tuple((name, _KINDS[kind].encode) for name, kind in cls.WIRE.items())
+        cls._DECODERS = tuple((name, _KINDS[kind].plain, _KINDS[kind].decode) for name, kind in cls.WIRE.items())
 
     def to_wire(self) -> dict:
         out = {"type": self.TYPE}
-        for name, kind in self.WIRE.items():
-            out[name] = _encode_value(kind, getattr(self, name))
+        for name, encode in self._ENCODERS:
+            value = getattr(self, name)
+            out[name] = value if encode is None else encode(value)
         return out
 
     @classmethod
     def from_wire(cls, data: dict) -> Any:
-        what = "replication message " + cls.TYPE
-        values = {}
-        for name, kind in cls.WIRE.items():
+        what = cls._WHAT
+        values = []
+        for name, plain, decode in cls._DECODERS:
             value = data.get(name)
-            # fast path for the plain fields that make up most of every message
-            if (kind == "int" and type(value) is int) or (kind == "str" and type(value) is str):
-                values[name] = value
-            elif kind == "gpid" and type(value) is list and len(value) == 2 and type(value[0]) is int \
-                    and type(value[1]) is int:
-                values[name] = (value[0], value[1])
-            else:
-                values[name] = _DECODERS[kind](data, name, what)
-        return cls(**values)
+            # the plain ints and strings that make up most of every message are taken as they are
+            values.append(value if type(value) is plain else decode(data, name, what))
+        return cls(*values)  # WIRE lists the fields in declaration order (checked below)
 
 
 _COMMON = {"gpid": "gpid", "ballot": "int", "sender": "str"}
@@ -225,6 +242,10 @@ MESSAGE_TYPES: dict[str, type] = {
     for cls in (Prepare, PrepareAck, GroupCheck, GroupCheckReply, LearnRequest, LearnResponse, StaleBallot)
 }
 
+for _cls in MESSAGE_TYPES.values():
+    if tuple(_cls.WIRE) != tuple(f.name for f in dataclasses.fields(_cls)):
+        raise TypeError(f"{_cls.__name__}.WIRE must list its fields in declaration order")
+
 Message = Prepare | PrepareAck | GroupCheck | GroupCheckReply | LearnRequest | LearnResponse | StaleBallot
 
 
@@ -232,7 +253,8 @@ def decode_message(data: Any) -> Message:
     """The message a wire dict holds; raises WireFormatError (a ValueError) naming what is wrong."""
     if not isinstance(data, dict):
         raise WireFormatError(f"a replication message must be a map, got {type(data).__name__}")
-    cls = MESSAGE_TYPES.get(data.get("type"))  # type: ignore[arg-type]
+    kind = data.get("type")
+    cls = MESSAGE_TYPES.get(kind) if type(kind) is str else None  # a list or map as the type is unhashable
     if cls is None:
-        raise WireFormatError(f"unknown replication message type {data.get('type')!r}")
+        raise WireFormatError(f"unknown replication message type {kind!r}")
     return cls.from_wire(data)

@@ -41,10 +41,16 @@ class Memtable:
         return record
 
     def put(self, key: bytes, record: Record) -> None:
-        old = self.data.get(key)
-        if old is not None and old.expire_ts > 0:
-            self._expiry.discard((old.expire_ts, key))
-        self.data[key] = record
+        data = self.data
+        old = data.get(key)
+        if old is None:
+            data[key] = record
+        else:
+            if old.expire_ts > 0:
+                self._expiry.discard((old.expire_ts, key))
+            # An overwrite leaves the sorted key list as it is, so set the value on the underlying dict
+            # (SortedDict is a dict subclass) and skip SortedDict.__setitem__'s Python-level membership test.
+            dict.__setitem__(data, key, record)
         if record.expire_ts > 0:
             self._expiry.add((record.expire_ts, key))
 

@@ -22,16 +22,26 @@ class Mutation:
     last_committed: int
     timestamp_us: int
     writes: tuple = field(default_factory=tuple)
+    # The encoding, once known: a mutation is encoded for the WAL, for every Prepare that carries it and to size
+    # learn responses, and a decoded one is logged again by the receiver. Not part of the value.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self) -> bytes:
-        return msgpack.packb(
-            [self.ballot, self.decree, self.last_committed, self.timestamp_us, list(self.writes)],
-            use_bin_type=True,
-        )
+        encoded = self._encoded
+        if encoded is None:
+            encoded = msgpack.packb(
+                [self.ballot, self.decree, self.last_committed, self.timestamp_us, list(self.writes)],
+                use_bin_type=True,
+            )
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @classmethod
     def decode(cls, payload: bytes) -> "Mutation":
         ballot, decree, last_committed, timestamp_us, writes = msgpack.unpackb(
             payload, raw=False, strict_map_key=False
         )
-        return cls(ballot, decree, last_committed, timestamp_us, tuple(writes))
+        mutation = cls(ballot, decree, last_committed, timestamp_us, tuple(writes))
+        if type(payload) is bytes:  # immutable, so it can stand for the encoding
+            object.__setattr__(mutation, "_encoded", payload)
+        return mutation

@@ -38,6 +38,7 @@ from pegasus_node.twisted_rpc.codec import (
 )
 from pegasus_node.twisted_rpc.deadline_wheel import Bucket, DeadlineWheel
 from pegasus_node.twisted_rpc.fail_points import FailPoints, delay_seconds
+from pegasus_node.twisted_rpc.turn_writer import TurnWriter
 from pegasus_node.twisted_rpc.log_limit import RateLimitedLog
 from pegasus_node.twisted_rpc.metrics import CLIENT_ROLE, NOTIFY_DROPPED, NOTIFY_SENT, UNKNOWN_METHOD, RpcMetrics
 from pegasus_node.twisted_rpc.server import PING_METHOD
@@ -154,7 +155,7 @@ class _Notify(_Outgoing):
         self.frame = frame
 
     def send_on(self, conn: _ClientConnection) -> None:
-        conn.transport.write(self.frame)
+        conn.writer.write_now(self.frame)
         self.peer.pool._metrics.notified(self.method, NOTIFY_SENT)
 
     def fail(self, code: int, message: str) -> None:
@@ -175,6 +176,7 @@ class _ClientConnection(Protocol):
 
     def connectionMade(self) -> None:
         self.transport.setTcpNoDelay(True)
+        self.writer = TurnWriter(self.peer.pool._reactor, self.transport)
 
     def send(self, call: _Call) -> None:
         deadline = call.deadline
@@ -201,7 +203,7 @@ class _ClientConnection(Protocol):
         call.request_id = request_id
         call.conn = self
         self.pending[request_id] = call
-        self.transport.write(frame)
+        self.writer.write(frame)
 
     def dataReceived(self, data: bytes) -> None:
         pending = self.pending
@@ -233,6 +235,7 @@ class _ClientConnection(Protocol):
             d.callback(None)
         else:
             self._lost_waiters.append(d)
+            self.writer.flush()
             self.transport.loseConnection()
         return d
 
@@ -436,8 +439,8 @@ class RpcClientPool:
                 return ErrorCode.ERR_OK
         connection = peer.connection
         if connection is not None:
-            # The common case, without allocating a _Notify.
-            connection.transport.write(frame)
+            # The common case, without allocating a _Notify. Sent now: a notify's caller batches its own turn.
+            connection.writer.write_now(frame)
             self._metrics.notified(method, NOTIFY_SENT)
             return ErrorCode.ERR_OK
         peer.submit(_Notify(peer, method, frame))

@@ -50,6 +50,7 @@ from pegasus_node.twisted_rpc.metrics import (
     UNKNOWN_METHOD,
     RpcMetrics,
 )
+from pegasus_node.twisted_rpc.turn_writer import TurnWriter
 
 Handler = Callable[[Any, "RpcContext"], Any]
 
@@ -116,6 +117,7 @@ class _ServerConnection(Protocol):
     def connectionMade(self) -> None:
         self.peer = address_of(self.transport.getPeer())
         self.transport.setTcpNoDelay(True)
+        self._writer = TurnWriter(self._server._reactor, self.transport)
         self._server._connections.add(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -160,12 +162,12 @@ class _ServerConnection(Protocol):
             "closing RPC connection from {peer}: {error}", peer=self.peer, error=error.message
         )
         self._server._metrics.record(UNKNOWN_METHOD, ErrorCode.ERR_INVALID_DATA, None)
-        self.transport.write(encode_error_reply(error.request_id, ErrorCode.ERR_INVALID_DATA, error.message))
+        self._writer.write_now(encode_error_reply(error.request_id, ErrorCode.ERR_INVALID_DATA, error.message))
         self.transport.loseConnection()
 
     def write_frame(self, frame: bytes) -> None:
         if not self._lost:
-            self.transport.write(frame)
+            self._writer.write(frame)
 
     def close(self) -> Deferred:
         if self._lost:
@@ -173,6 +175,7 @@ class _ServerConnection(Protocol):
         d: Deferred = Deferred()
         self._lost_waiters.append(d)
         self._closing = True
+        self._writer.flush()
         self.transport.loseConnection()
         return d
 

@@ -68,6 +68,7 @@ def test_configuration_and_reports_use_the_rpc_field_names() -> None:
 @pytest.mark.parametrize("bad, words", [
     ([1, 2], "must be a map"),
     ({"type": "nope"}, "unknown replication message type"),
+    ({"type": ["prepare"]}, "unknown replication message type"),
     ({"type": "prepare_ack", "gpid": [1, 2], "ballot": 1, "sender": "b"}, "missing field 'acked'"),
     ({"type": "prepare_ack", "gpid": [1], "ballot": 1, "sender": "b", "acked": 1}, "gpid"),
     ({"type": "prepare_ack", "gpid": [1, 2], "ballot": "1", "sender": "b", "acked": 1}, "'ballot'"),
