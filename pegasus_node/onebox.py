@@ -79,7 +79,9 @@ def choose_ports(args, data_dir: Path) -> tuple[int, list[int]]:
 
 
 def node_command(role: str, port: int, data_dir: Path, args, meta_address: str) -> list[str]:
-    command = [sys.executable, "-m", "pegasus_node.cli", role, "--data-dir", str(data_dir), "--port", str(port)]
+    # -P: "-m" would put the current directory first on sys.path, so a node started from a directory that holds
+    # another pegasus_node (a checkout of another version) would run that code, not the onebox's own.
+    command = [sys.executable, "-P", "-m", "pegasus_node.cli", role, "--data-dir", str(data_dir), "--port", str(port)]
     if role == "replica":
         command += ["--meta", meta_address]
     if args.config:
