@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError, ensureDeferred, fail
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError, ensureDeferred
 from twisted.python.failure import Failure
 
 from pegasus_node.client.backup_request import race_with_backup
@@ -108,7 +108,8 @@ class PartitionInvoker:
                 await backoff.sleep(self._clock, deadline)
                 continue
             try:
-                return await self._attempt(config, part, method, body, deadline, read=read, idempotent=idempotent)
+                return await self._attempt(config, part, method, body, deadline, deadline.remaining(), read,
+                                           idempotent)
             except PegasusError as e:
                 last_error = e
                 stale_version = self._judge_failure(e, operation, config, idempotent=idempotent)
@@ -120,41 +121,57 @@ class PartitionInvoker:
         body: dict,
         *,
         deadline: Deadline,
-        hash_key: bytes | None = None,
+        hash_key: bytes,
         read: bool,
         idempotent: bool,
+        on_reply: Callable[[Any], Any] | None = None,
     ) -> Deferred:
         """``call`` as a Deferred, with no coroutine in the common case (the configuration is cached and the
         first attempt succeeds): a coroutine per operation cost the client more CPU than the RPC itself.
-        Anything else goes on in ``call``'s retry loop."""
-        config = self.cache.config
-        try:
-            self.check_open()
-            part = None if config is None or deadline.expired() else self._route(config, hash_key, None)
-        except PegasusError:
-            return fail()
-        if part is None or not part.primary:
-            return ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
-                                            idempotent=idempotent))
-        d = self._attempt(config, part, method, body, deadline, read=read, idempotent=idempotent)
-        return d.addErrback(self._retry_first_attempt, method, body, deadline, hash_key, config, read, idempotent)
+        Anything else goes on in ``call``'s retry loop. The Deferred fires with ``on_reply(reply)`` (given one):
+        the same as adding it as a callback, one step fewer in the Deferred chain of every operation.
 
-    def _attempt(self, config: TableConfig, part: PartitionInfo, method: str, body: dict, deadline: Deadline, *,
-                 read: bool, idempotent: bool) -> Deferred:
-        """One try at the partition's primary (raced with a backup request, for a read)."""
+        The caller has just checked that the client is open (``Table._start`` does, before anything else):
+        checking again here would be the same check a few instructions later, on every operation.
+        """
+        config = self.cache.config
+        if config is not None:
+            remaining = deadline.remaining()  # one clock reading for the expiry check and the attempt's timeout
+            if remaining > 0:
+                part = config.partition_of(hash_key)
+                if part.primary:
+                    d = self._attempt(config, part, method, body, deadline, remaining, read, idempotent)
+                    retry_args = (method, body, deadline, hash_key, config, read, idempotent, on_reply)
+                    if on_reply is None:
+                        return d.addErrback(self._retry_first_attempt, *retry_args)
+                    # Side by side: on_reply does not see a failure, and the retry's Deferred applies it itself.
+                    return d.addCallbacks(on_reply, self._retry_first_attempt, errbackArgs=retry_args)
+        d = ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
+                                     idempotent=idempotent))
+        return d if on_reply is None else d.addCallback(on_reply)
+
+    def _attempt(self, config: TableConfig, part: PartitionInfo, method: str, body: dict, deadline: Deadline,
+                 remaining: float, read: bool, idempotent: bool) -> Deferred:
+        """One try at the partition's primary (raced with a backup request, for a read); ``remaining``: the
+        deadline's remaining seconds, just read."""
         body["gpid"] = [config.app_id, part.index]
         self.stats.attempts += 1
-        return self._send(part, method, body, deadline, read=read, idempotent=idempotent)
+        attempt_timeout = attempt_timeout_seconds(deadline, remaining, idempotent)
+        if read and self.backup_delay_seconds > 0 and part.secondaries:
+            return self._race_with_backup(part, method, body, deadline, attempt_timeout)
+        return self._pool.call(part.primary, method, body, attempt_timeout)
 
     def _retry_first_attempt(self, failure: Failure, method: str, body: dict, deadline: Deadline,
-                             hash_key: bytes | None, config: TableConfig, read: bool, idempotent: bool) -> Any:
+                             hash_key: bytes | None, config: TableConfig, read: bool, idempotent: bool,
+                             on_reply: Callable[[Any], Any] | None) -> Any:
         error = failure.value
         if not isinstance(error, PegasusError):
             return failure
         operation = f"{method} on table {self.cache.table_name!r}"
         stale_version = self._judge_failure(error, operation, config, idempotent=idempotent)
-        return ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
-                                        idempotent=idempotent, after_first_attempt=(error, stale_version)))
+        d = ensureDeferred(self.call(method, body, deadline=deadline, hash_key=hash_key, read=read,
+                                     idempotent=idempotent, after_first_attempt=(error, stale_version)))
+        return d if on_reply is None else d.addCallback(on_reply)
 
     @staticmethod
     def _judge_failure(error: PegasusError, operation: str, config: TableConfig, *, idempotent: bool) -> int | None:
@@ -179,16 +196,13 @@ class PartitionInvoker:
             )
         return config.partitions[partition]
 
-    def _send(
-        self, part: PartitionInfo, method: str, body: dict, deadline: Deadline, *, read: bool, idempotent: bool
+    def _race_with_backup(
+        self, part: PartitionInfo, method: str, body: dict, deadline: Deadline, attempt_timeout: float
     ) -> Deferred:
-        attempt_timeout = max(attempt_timeout_seconds(deadline, idempotent=idempotent), 0.001)
+        """A read sent to the primary and, if it has not answered within the backup delay, to a secondary."""
 
         def to_primary() -> Deferred:
             return self._pool.call(part.primary, method, body, attempt_timeout)
-
-        if not read or self.backup_delay_seconds <= 0 or not part.secondaries:
-            return to_primary()
 
         def to_secondary() -> Deferred | None:
             remaining = deadline.remaining()

@@ -10,6 +10,7 @@ Naming: ``delete`` and ``multi_delete`` are the canonical names (``del`` is a Py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -102,18 +103,24 @@ class Table:
 
     # -- plumbing --------------------------------------------------------------------------------------
 
-    def _deadline(self, timeout: float | None) -> Deadline:
-        return Deadline(self._clock, timeout_arg(timeout, self.timeout))
-
     def _start(
-        self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool, idempotent: bool = True
+        self,
+        method: str,
+        hash_key: bytes,
+        body: dict,
+        timeout: float | None,
+        *,
+        read: bool,
+        idempotent: bool = True,
+        on_reply: Callable[[Any], Any] | None = None,
     ) -> Deferred:
-        self._invoker.check_open()
-        deadline = self._deadline(timeout)
+        """Send the operation; the Deferred fires with ``on_reply(reply)`` (the reply, without one)."""
+        invoker = self._invoker
+        invoker.check_open()  # the one check of this operation: PartitionInvoker.start counts on it
+        deadline = Deadline(self._clock, self.timeout if timeout is None else timeout_arg(timeout, self.timeout))
         body["hash_key"] = hash_key
-        return self._invoker.start(
-            method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=idempotent
-        )
+        return invoker.start(method, body, deadline=deadline, hash_key=hash_key, read=read, idempotent=idempotent,
+                             on_reply=on_reply)
 
     async def _call(
         self, method: str, hash_key: bytes, body: dict, timeout: float | None, *, read: bool, idempotent: bool = True
@@ -132,19 +139,17 @@ class Table:
             hk, sk = hash_key_arg(hash_key), sort_key_arg(sort_key)
             body = {"sort_key": sk, "value": value_arg(value, self.max_value_bytes),
                     "ttl_seconds": ttl_arg(ttl_seconds)}
-            d = self._start("rrdb.put", hk, body, timeout, read=False)
+            return self._start("rrdb.put", hk, body, timeout, read=False, on_reply=_nothing)
         except Exception:
             return fail()
-        return d.addCallback(_nothing)
 
     def get(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> Deferred:
         """The value, or None when the record does not exist (or has expired)."""
         try:
             body = {"sort_key": sort_key_arg(sort_key)}
-            d = self._start("rrdb.get", hash_key_arg(hash_key), body, timeout, read=True)
+            return self._start("rrdb.get", hash_key_arg(hash_key), body, timeout, read=True, on_reply=_value_of_get)
         except Exception:
             return fail()
-        return d.addCallback(_value_of_get)
 
     @returns_deferred
     async def delete(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> None:

@@ -19,7 +19,14 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
 
+# hash_key_arg, sort_key_arg, value_arg and ttl_arg run for every operation: each first takes the common
+# case (bytes of an acceptable size; a plain int in range) with no further call, anything else the general
+# path, which raises the errors.
+
+
 def hash_key_arg(value: Any) -> bytes:
+    if type(value) is bytes and 0 < len(value) <= MAX_HASH_KEY_LEN:
+        return value
     try:
         key = to_bytes(value, "hash key")
     except TypeError as e:
@@ -32,6 +39,8 @@ def hash_key_arg(value: Any) -> bytes:
 
 
 def sort_key_arg(value: Any, what: str = "sort key") -> bytes:
+    if type(value) is bytes:
+        return value
     try:
         return to_bytes(value, what)
     except TypeError as e:
@@ -48,6 +57,8 @@ def sort_keys_arg(values: Any) -> list[bytes]:
 
 
 def value_arg(value: Any, max_value_bytes: int, what: str = "value") -> bytes:
+    if type(value) is bytes and len(value) <= max_value_bytes:
+        return value
     try:
         data = to_bytes(value, what)
     except TypeError as e:
@@ -77,6 +88,8 @@ def kvs_arg(kvs: Any, max_value_bytes: int) -> list[tuple[bytes, bytes]]:
 
 def ttl_arg(value: Any, *, allow_clear: bool = False) -> int:
     """Seconds, 0 for no expiry; ``allow_clear`` also accepts -1 (incr: clear the TTL)."""
+    if type(value) is int and 0 <= value <= INT64_MAX:  # the common case (a bool is not of type int)
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidTtlError(f"ttl_seconds must be an int, not {type(value).__name__}")
     lowest = -1 if allow_clear else 0

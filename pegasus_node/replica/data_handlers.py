@@ -14,8 +14,12 @@ from twisted.internet import defer
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.twisted_rpc import expect
 
+# Field maps built once: the put and get handlers run for every request.
 GPID = {"gpid": list}
 KEY = {"gpid": list, "hash_key": bytes, "sort_key": bytes}
+PUT = {**KEY, "value": bytes}
+TTL = {"ttl_seconds": int}
+BACKUP_REQUEST = {"backup_request": bool}
 
 
 def expire_at(ttl_seconds: int, *, allow_clear: bool = False) -> int:
@@ -78,7 +82,7 @@ class DataHandlers:
     # ----- writes -----
 
     def put(self, body, ctx):
-        b = expect(body, {**KEY, "value": bytes}, optional={"ttl_seconds": int})
+        b = expect(body, PUT, optional=TTL)
         self._check_value(b["value"])
         op = {"op": "put", "hk": b["hash_key"], "sk": b["sort_key"], "v": b["value"],
               "expire": expire_at(b.get("ttl_seconds", 0))}
@@ -90,7 +94,7 @@ class DataHandlers:
         return self._write(b, op)
 
     def multi_put(self, body, ctx):
-        b = expect(body, {**GPID, "hash_key": bytes, "kvs": list}, optional={"ttl_seconds": int})
+        b = expect(body, {**GPID, "hash_key": bytes, "kvs": list}, optional=TTL)
         kvs = []
         for pair in b["kvs"]:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, bytes) for x in pair)):
@@ -110,7 +114,7 @@ class DataHandlers:
         return self._write(b, op, ("decree", "count"))
 
     def incr(self, body, ctx):
-        b = expect(body, {**KEY, "increment": int}, optional={"ttl_seconds": int})
+        b = expect(body, {**KEY, "increment": int}, optional=TTL)
         op = {"op": "incr", "hk": b["hash_key"], "sk": b["sort_key"], "by": b["increment"],
               "expire": expire_at(b.get("ttl_seconds", 0), allow_clear=True)}
         return self._write(b, op, ("decree", "value"))
@@ -128,20 +132,20 @@ class DataHandlers:
     # ----- reads -----
 
     def get(self, body, ctx):
-        b = expect(body, KEY, optional={"backup_request": bool})
+        b = expect(body, KEY, optional=BACKUP_REQUEST)
         return {"value": self._read_engine(b).get(b["hash_key"], b["sort_key"])}
 
     def exist(self, body, ctx):
-        b = expect(body, KEY, optional={"backup_request": bool})
+        b = expect(body, KEY, optional=BACKUP_REQUEST)
         return {"exists": self._read_engine(b).exist(b["hash_key"], b["sort_key"])}
 
     def ttl(self, body, ctx):
-        b = expect(body, KEY, optional={"backup_request": bool})
+        b = expect(body, KEY, optional=BACKUP_REQUEST)
         ttl = self._read_engine(b).ttl(b["hash_key"], b["sort_key"])
         return {"exists": ttl is not None, "ttl_seconds": -1 if ttl is None else ttl}
 
     def sortkey_count(self, body, ctx):
-        b = expect(body, {**GPID, "hash_key": bytes}, optional={"backup_request": bool})
+        b = expect(body, {**GPID, "hash_key": bytes}, optional=BACKUP_REQUEST)
         return {"count": self._read_engine(b).sortkey_count(b["hash_key"])}
 
     def multi_get(self, body, ctx):

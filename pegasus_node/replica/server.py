@@ -82,7 +82,7 @@ class ReplicaServer:
     # ----- routing -----
 
     def lookup(self, gpid) -> PartitionReplica:
-        if not (isinstance(gpid, list) and len(gpid) == 2 and all(type(x) is int for x in gpid)):
+        if not (type(gpid) is list and len(gpid) == 2 and type(gpid[0]) is int and type(gpid[1]) is int):
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "gpid must be [app_id, partition_index]")
         replica = self.replicas.get((gpid[0], gpid[1]))
         if replica is None:

@@ -48,6 +48,7 @@ _log = Logger(namespace="pegasus.rpc.client")
 _notify_drop_log = RateLimitedLog(_log)
 
 DEFAULT_MAX_QUEUED_NOTIFIES = 4096
+DEFAULT_MAX_BUFFERED_NOTIFY_BYTES = 64 << 20
 
 _ERR_OK = int(ErrorCode.ERR_OK)
 _NETWORK_FAILURE = ErrorCode.ERR_NETWORK_FAILURE
@@ -235,12 +236,12 @@ class _ClientConnection(Protocol):
             d.callback(None)
         else:
             self._lost_waiters.append(d)
-            self.writer.flush()
-            self.transport.loseConnection()
+            self.writer.close()
         return d
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._lost = True
+        self.writer.connection_lost()
         self.peer.connection_lost(self)
         why = self._close_reason or (reason.getErrorMessage() if reason is not None else "closed")
         self.fail_pending(f"connection to {self.peer.address} lost: {why}")
@@ -350,7 +351,8 @@ class RpcClientPool:
 
     ``fail_points`` (see fail_points.py) is consulted before each request or notify is sent, with kind
     ``"request"``. ``max_queued_notifies`` bounds the notifies queued for one address while it connects; past
-    it the oldest are dropped.
+    it the oldest are dropped. ``max_buffered_notify_bytes`` bounds what a connected peer that does not read
+    may leave unsent; past it new notifies to it are dropped (ERR_BUSY).
     """
 
     def __init__(
@@ -363,6 +365,7 @@ class RpcClientPool:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_queued_notifies: int = DEFAULT_MAX_QUEUED_NOTIFIES,
+        max_buffered_notify_bytes: int = DEFAULT_MAX_BUFFERED_NOTIFY_BYTES,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -372,6 +375,7 @@ class RpcClientPool:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_queued_notifies = max_queued_notifies
+        self.max_buffered_notify_bytes = max_buffered_notify_bytes
         self._fail_points = fail_points
         self._peers: dict[str, _Peer] = {}
         self._held: dict[_Outgoing, None] = {}  # requests a fail point dropped, and messages it is delaying
@@ -439,6 +443,11 @@ class RpcClientPool:
                 return ErrorCode.ERR_OK
         connection = peer.connection
         if connection is not None:
+            if connection.writer.buffered_bytes() > self.max_buffered_notify_bytes:
+                # A peer that is connected but does not read (stalled, or its host swapping) would otherwise
+                # make us buffer without bound. Its senders resend what matters (prepares are retried).
+                return self._notify_dropped(method, ErrorCode.ERR_BUSY, f"{address} has not taken the "
+                                            f"{connection.writer.buffered_bytes()} bytes already sent to it")
             # The common case, without allocating a _Notify. Sent now: a notify's caller batches its own turn.
             connection.writer.write_now(frame)
             self._metrics.notified(method, NOTIFY_SENT)

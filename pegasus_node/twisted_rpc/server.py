@@ -162,8 +162,8 @@ class _ServerConnection(Protocol):
             "closing RPC connection from {peer}: {error}", peer=self.peer, error=error.message
         )
         self._server._metrics.record(UNKNOWN_METHOD, ErrorCode.ERR_INVALID_DATA, None)
-        self._writer.write_now(encode_error_reply(error.request_id, ErrorCode.ERR_INVALID_DATA, error.message))
-        self.transport.loseConnection()
+        self._writer.write(encode_error_reply(error.request_id, ErrorCode.ERR_INVALID_DATA, error.message))
+        self._writer.close()
 
     def write_frame(self, frame: bytes) -> None:
         if not self._lost:
@@ -175,12 +175,12 @@ class _ServerConnection(Protocol):
         d: Deferred = Deferred()
         self._lost_waiters.append(d)
         self._closing = True
-        self._writer.flush()
-        self.transport.loseConnection()
+        self._writer.close()
         return d
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._lost = True
+        self._writer.connection_lost()
         self._server._connections.discard(self)
         if self._http is not None:
             self._http.connectionLost(reason)

@@ -29,6 +29,12 @@ def _transport_idle(transport: Any) -> bool:
             and getattr(transport, "dataBuffer", True) == b"" and getattr(transport, "_tempDataBuffer", True) == [])
 
 
+def buffered_bytes(transport: Any) -> int:
+    """Bytes Twisted holds for this transport, not yet taken by the kernel (0 for a transport without buffers)."""
+    data = getattr(transport, "dataBuffer", b"")
+    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
 def send_now(transport: Any, data: bytes) -> None:
     """Write ``data`` on ``transport``: straight on its socket when nothing is queued before it."""
     if _transport_idle(transport):
@@ -44,13 +50,17 @@ def send_now(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+CLOSE_GRACE_SECONDS = 2.0
+
+
 class TurnWriter:
-    __slots__ = ("_reactor", "_transport", "_frames")
+    __slots__ = ("_reactor", "_transport", "_frames", "_abort_timer")
 
     def __init__(self, reactor: Any, transport: Any) -> None:
         self._reactor = reactor
         self._transport = transport
         self._frames: list[bytes] | None = None
+        self._abort_timer = None
 
     def write(self, frame: bytes) -> None:
         frames = self._frames
@@ -59,6 +69,11 @@ class TurnWriter:
             call_soon(self._reactor, self.flush)
         else:
             frames.append(frame)
+
+    def buffered_bytes(self) -> int:
+        """What this connection has written and the peer's kernel has not taken yet."""
+        pending = sum(len(frame) for frame in self._frames) if self._frames else 0
+        return pending + buffered_bytes(self._transport)
 
     def write_now(self, frame: bytes) -> None:
         """Send ``frame`` now, after what this turn wrote before it: for a caller that already batched its turn."""
@@ -73,3 +88,22 @@ class TurnWriter:
         frames, self._frames = self._frames, None
         if frames:
             send_now(self._transport, frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def close(self) -> None:
+        """Close the connection once what was written has left; drop it after CLOSE_GRACE_SECONDS if the peer
+        does not take it (loseConnection alone waits for a peer that stopped reading forever)."""
+        self.flush()
+        self._transport.loseConnection()
+        if self._abort_timer is None:
+            self._abort_timer = self._reactor.callLater(CLOSE_GRACE_SECONDS, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        self._transport.abortConnection()
+
+    def connection_lost(self) -> None:
+        """Call from the protocol's connectionLost."""
+        self._frames = None
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None

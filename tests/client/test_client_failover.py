@@ -112,6 +112,34 @@ async def test_idempotent_write_is_retried_after_an_ambiguous_failure(cluster, c
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_get_whose_first_attempt_fails_returns_the_value_of_the_retry(cluster, client) -> None:
+    table = await client.open_table("t")
+    await table.set(_key_in(3), b"s", b"v")
+    primary = _primary(cluster, 3)
+    gets, puts = primary.calls["get"], primary.calls["put"]
+    primary.fail_before["get"].append(ErrorCode.ERR_BUSY)
+    assert await table.get(_key_in(3), b"s") == b"v"
+    primary.fail_before["get"].append(ErrorCode.ERR_BUSY)
+    assert await table.get(_key_in(3), b"absent") is None
+    primary.fail_before["put"].append(ErrorCode.ERR_BUSY)
+    assert await table.set(_key_in(3), b"s", b"w") is None
+    assert (primary.calls["get"] - gets, primary.calls["put"] - puts) == (4, 2)
+    assert await table.get(_key_in(3), b"s") == b"w"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_operation_whose_deadline_has_passed_sends_nothing(cluster, client) -> None:
+    table = await client.open_table("t")
+    sent_before = sum(sum(r.calls.values()) for r in cluster.replicas)
+    # 1 ns is below the resolution of the reactor's clock, so the deadline has passed when it is checked.
+    with pytest.raises(PegasusTimeoutError, match="did not succeed within"):
+        await table.get(_key_in(0), b"s", timeout=1e-9)
+    with pytest.raises(PegasusTimeoutError, match="did not succeed within"):
+        await table.set(_key_in(0), b"s", b"v", timeout=1e-9)
+    assert sum(sum(r.calls.values()) for r in cluster.replicas) == sent_before
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_silent_replica_does_not_use_up_the_whole_deadline(cluster, client) -> None:
     table = await client.open_table("t")
     primary = _primary(cluster, 0)

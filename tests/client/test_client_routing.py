@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from pegasus_node.base.keys import crc64, decode_key, encode_key, partition_index
-from pegasus_node.client.partition_cache import parse_query_config
+from pegasus_node.client import partition_cache
+from pegasus_node.client.partition_cache import ROUTE_CACHE_MAX_KEY_BYTES, parse_query_config
 from pegasus_node.client.scanner import hash_key_range, split_partitions
 from pegasus_node.errors import ErrorCode, PegasusError
 
@@ -86,3 +87,28 @@ def test_parse_query_config_orders_partitions_and_rejects_gaps() -> None:
     with pytest.raises(PegasusError) as info:
         parse_query_config("t", reply, version=8)
     assert info.value.code == ErrorCode.ERR_INVALID_DATA
+
+
+def _config(partition_count: int, version: int = 1):
+    reply = {
+        "app": {"app_id": 5, "partition_count": partition_count},
+        "partitions": [{"gpid": [5, i], "primary": f"h:{i}"} for i in range(partition_count)],
+    }
+    return parse_query_config("t", reply, version=version)
+
+
+def test_partition_of_caches_routes_without_changing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition_cache, "ROUTE_CACHE_MAX_ENTRIES", 100)
+    config = _config(8)
+    keys = [b"user:%d" % i for i in range(1000)]
+    for _ in range(2):  # the second round partly from the cache
+        for key in keys:
+            assert config.partition_of(key) is config.partitions[partition_index(key, 8)]
+        assert 0 < len(config._routes) <= 100  # emptied whenever it is full
+    for key in (b"x" * (ROUTE_CACHE_MAX_KEY_BYTES + 1), bytearray(b"hash_key")):
+        assert config.partition_of(key) is config.partitions[partition_index(bytes(key), 8)]
+        assert bytes(key) not in config._routes  # long keys and unhashable ones are not cached
+    assert config.partition_of(b"hash_key") is config.partitions[5]
+    # A refreshed configuration routes afresh: its partition count may have changed.
+    assert _config(7, version=2).partition_of(b"hash_key").index == 0x65641F36E9F6A96D % 7
+    assert config == _config(8) and hash(config) == hash(_config(8))  # the cache is no part of the value

@@ -20,6 +20,7 @@ from pegasus_node.client.validation import (
     hash_key_arg,
     kvs_arg,
     parse_meta_list,
+    sort_key_arg,
     sort_keys_arg,
     ttl_arg,
     value_arg,
@@ -63,6 +64,26 @@ def test_values_are_bounded_by_max_value_bytes() -> None:
         value_arg(b"x" * 11, 10)
     with pytest.raises(InvalidValueError, match="value must be bytes or str, not float"):
         value_arg(1.5, 10)
+
+
+def test_fast_paths_accept_and_refuse_exactly_what_the_general_checks_do() -> None:
+    class Key(bytes):
+        pass
+
+    class Seconds(int):
+        pass
+
+    assert hash_key_arg(Key(b"hk")) == b"hk" and value_arg(Key(b"v"), 1) == b"v"
+    assert sort_key_arg(Key(b"")) == b"" and sort_key_arg(b"") == b""
+    with pytest.raises(InvalidKeyError, match="must not be empty"):
+        hash_key_arg(Key(b""))
+    with pytest.raises(ValueTooLargeError, match="2 bytes; the limit is 1"):
+        value_arg(Key(b"vv"), 1)
+    assert ttl_arg(Seconds(5)) == 5 and ttl_arg((1 << 63) - 1) == (1 << 63) - 1
+    with pytest.raises(InvalidTtlError, match="too large"):
+        ttl_arg(1 << 63)
+    with pytest.raises(InvalidTtlError, match="not bool"):
+        ttl_arg(False)
 
 
 def test_ttl_rules() -> None:
@@ -150,6 +171,12 @@ async def test_closed_client_refuses(cluster) -> None:
     await c.close()
     with pytest.raises(ClientClosedError):
         await table.get(b"h", b"s")
+    with pytest.raises(ClientClosedError):
+        await table.set(b"h", b"s", b"v")
+    with pytest.raises(ClientClosedError):  # checked before the timeout argument, as before
+        await table.get(b"h", b"s", timeout=-1)
+    with pytest.raises(InvalidKeyError):  # but after the keys
+        await table.get(b"", b"s")
     with pytest.raises(ClientClosedError):
         await c.open_table("t")
 

@@ -173,3 +173,33 @@ async def test_notifies_after_the_pool_closed_are_dropped(recording_server, make
         pool.notify(f"127.0.0.1:{port}", "count", "too late")
     await sleep(0.05)
     assert seen == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_notifies_to_a_peer_that_stopped_reading_are_dropped_once_too_much_is_unsent(make_pool):
+    """A connected peer that reads nothing cannot make the sender buffer without bound."""
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
+
+    class Deaf(Protocol):
+        def connectionMade(self) -> None:
+            self.transport.pauseProducing()  # never read: the kernel buffers fill, then Twisted's
+
+    listening = reactor.listenTCP(0, Factory.forProtocol(Deaf), interface="127.0.0.1")
+    try:
+        pool = make_pool(max_buffered_notify_bytes=1 << 20)
+        address = f"127.0.0.1:{listening.getHost().port}"
+        await pool.call(address, "node.ping", {}, 0.2).addErrback(lambda _: None)  # connect (no answer comes)
+        dropped_before = client_notifies("dropped", "flood")
+        body = b"x" * (256 * 1024)
+        codes = []
+        for _ in range(400):  # 100 MB offered: far beyond the kernel's socket buffers and the 1 MiB bound
+            codes.append(pool.notify(address, "flood", body))
+            await sleep(0)
+            if codes[-1] == ErrorCode.ERR_BUSY:
+                break
+        assert codes[-1] == ErrorCode.ERR_BUSY
+        assert client_notifies("dropped", "flood") == dropped_before + 1
+        await pool.close()  # returns although the peer will never take what is buffered for it
+    finally:
+        await listening.stopListening()

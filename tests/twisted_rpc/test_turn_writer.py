@@ -40,6 +40,12 @@ class _TcpTransport:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def loseConnection(self) -> None:
+        self.closing = "lose"
+
+    def abortConnection(self) -> None:
+        self.closing = "abort"
+
 
 class _Reactor:
     """Not asyncio: call_soon falls back to callLater(0), which this records."""
@@ -48,12 +54,23 @@ class _Reactor:
         self.later: list = []
 
     def callLater(self, delay, fn, *args):
-        self.later.append((fn, args))
+        call = _Call(fn, args)
+        self.later.append(call)
+        return call
 
     def run_later(self) -> None:
         later, self.later = self.later, []
-        for fn, args in later:
-            fn(*args)
+        for call in later:
+            if not call.cancelled:
+                call.fn(*call.args)
+
+
+class _Call:
+    def __init__(self, fn, args) -> None:
+        self.fn, self.args, self.cancelled = fn, args, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 def test_an_idle_transport_gets_the_bytes_straight_on_its_socket() -> None:
@@ -110,6 +127,25 @@ def test_frames_of_one_turn_leave_in_one_send_at_its_end() -> None:
     writer.write(b"four")
     reactor.run_later()
     assert transport.socket.sent == [b"one,two,three", b"four"]
+
+
+def test_close_sends_what_is_left_then_drops_a_peer_that_does_not_take_it() -> None:
+    reactor, transport = _Reactor(), _TcpTransport(_Socket())
+    writer = TurnWriter(reactor, transport)
+    writer.write(b"last words")
+    writer.close()
+    assert transport.socket.sent == [b"last words"] and transport.closing == "lose"
+    reactor.run_later()  # the grace ran out and the connection is still there
+    assert transport.closing == "abort"
+
+
+def test_a_connection_lost_in_time_is_not_aborted() -> None:
+    reactor, transport = _Reactor(), _TcpTransport(_Socket())
+    writer = TurnWriter(reactor, transport)
+    writer.close()
+    writer.connection_lost()
+    reactor.run_later()
+    assert transport.closing == "lose"
 
 
 @pytest_twisted.ensureDeferred
