@@ -216,21 +216,27 @@ def test_implicit_truncation_on_replay_across_segments(tmp_path):
 
 
 class FailingDisk:
-    """Makes os.write (after writing half of the data) or os.fsync fail with ENOSPC on one fd."""
+    """Makes os.write or os.pwrite (after writing half of the data) or os.fsync fail with ENOSPC on one fd."""
 
     def __init__(self, monkeypatch, what: str):
         self.what = what
         self.target_fd = None
         self.failures = 0
-        real_write, real_fsync = os.write, os.fsync
+        real_write, real_pwrite, real_fsync = os.write, os.pwrite, os.fsync
 
         def write(fd, data):
             if self.what == "write" and fd == self.target_fd:
                 self.failures += 1
-                half = bytes(data[: len(data) // 2])
-                real_write(fd, half)
+                real_write(fd, bytes(data[: len(data) // 2]))
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_write(fd, data)
+
+        def pwrite(fd, data, offset):
+            if self.what == "write" and fd == self.target_fd:
+                self.failures += 1
+                real_pwrite(fd, bytes(data[: len(data) // 2]), offset)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_pwrite(fd, data, offset)
 
         def fsync(fd):
             if self.what == "fsync" and fd == self.target_fd:
@@ -239,6 +245,7 @@ class FailingDisk:
             return real_fsync(fd)
 
         monkeypatch.setattr(os, "write", write)
+        monkeypatch.setattr(os, "pwrite", pwrite)
         monkeypatch.setattr(os, "fsync", fsync)
 
 
