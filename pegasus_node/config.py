@@ -52,6 +52,8 @@ class NodeConfig:
     prepare_timeout_seconds: float = 3.0
     checkpoint_interval_seconds: float = 60.0
     checkpoint_min_mutations: int = 10_000
+    # A replica directory no longer assigned to this server is deleted after this long (garbage.py).
+    gc_unassigned_replica_seconds: float = 24 * 3600.0
     # [pegasus.server]
     max_value_bytes: int = 1024 * 1024
     cluster_id: int = 1
@@ -72,6 +74,8 @@ class NodeConfig:
             )
         if self.shared_log_rotate_bytes < 1 << 20:
             raise ConfigError("[replication] shared_log_rotate_bytes must be at least 1048576")
+        if self.gc_unassigned_replica_seconds < 0:
+            raise ConfigError("[replication] gc_unassigned_replica_seconds must be >= 0")
         if self.state_store not in ("file", "zookeeper"):
             raise ConfigError(f"[meta_server] state_store must be 'file' or 'zookeeper', not {self.state_store!r}")
         if self.state_store == "zookeeper" and not self.zookeeper_hosts:
@@ -104,6 +108,7 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("replication", "prepare_timeout_seconds"): "prepare_timeout_seconds",
     ("replication", "checkpoint_interval_seconds"): "checkpoint_interval_seconds",
     ("replication", "checkpoint_min_mutations"): "checkpoint_min_mutations",
+    ("replication", "gc_unassigned_replica_seconds"): "gc_unassigned_replica_seconds",
     ("pegasus.server", "max_value_bytes"): "max_value_bytes",
     ("pegasus.server", "cluster_id"): "cluster_id",
     ("core", "data_dir"): "data_dir",

@@ -23,6 +23,7 @@ from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replica.checkpoint_source import CHUNK_METHOD, serve_chunk
 from pegasus_node.replica.data_handlers import DataHandlers
+from pegasus_node.replica.garbage import UnassignedReplicaCollector
 from pegasus_node.replica.log_writer import ServerLogWriter
 from pegasus_node.replica.partition import PartitionReplica, remove_replica_dir, replica_dir
 from pegasus_node.replica.peer_outbox import MESSAGES_METHOD, PeerOutbox
@@ -57,6 +58,7 @@ class ReplicaServer:
                                                       prepare_timeout_seconds=config.prepare_timeout_seconds)
         self.lease = ReplicaLease(config.lease_seconds)
         self.replicas: dict[tuple[int, int], PartitionReplica] = {}
+        self.garbage = UnassignedReplicaCollector(config.data_dir, config.gc_unassigned_replica_seconds, clock)
         # Held for the process's life: its LOCK keeps a second server off this data directory.
         self.shared_log = self._recover_shared_log()
         self.log_writer = ServerLogWriter(self.shared_log if config.fsync else None, self.fail_points, reactor)
@@ -139,6 +141,9 @@ class ReplicaServer:
         until = self.lease.on_beacon_acked(sent_at)
         for replica in list(self.replicas.values()):
             replica.on_lease(until)
+        # Only here does the hosted set match the meta server's full view. After the lease: deleting a
+        # directory may take a while, and must not hold the lease back.
+        self.garbage.collect(self.replicas.keys())
 
     def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int] = (), *,
                           prune: bool = False) -> None:

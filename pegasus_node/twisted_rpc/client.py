@@ -38,10 +38,10 @@ from pegasus_node.twisted_rpc.codec import (
 )
 from pegasus_node.twisted_rpc.deadline_wheel import Bucket, DeadlineWheel
 from pegasus_node.twisted_rpc.fail_points import FailPoints, delay_seconds
-from pegasus_node.twisted_rpc.turn_writer import TurnWriter
 from pegasus_node.twisted_rpc.log_limit import RateLimitedLog
 from pegasus_node.twisted_rpc.metrics import CLIENT_ROLE, NOTIFY_DROPPED, NOTIFY_SENT, UNKNOWN_METHOD, RpcMetrics
 from pegasus_node.twisted_rpc.server import PING_METHOD
+from pegasus_node.twisted_rpc.turn_writer import TurnWriter
 
 _log = Logger(namespace="pegasus.rpc.client")
 # Notifies are dropped in floods when a peer goes away; one line per kind of drop per interval is plenty.
