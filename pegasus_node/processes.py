@@ -27,12 +27,20 @@ def start_logging(log_path: Path) -> None:
 
 
 def watch_parent(reactor, parent_pid: int) -> None:
-    """Stop when the process that started us is gone, so that a killed onebox leaves no orphans."""
+    """Stop when the onebox process ``parent_pid`` is gone, so that a killed onebox leaves no orphans.
+
+    A node the onebox started sees it go when it is re-parented (its pid may be reused by then). A node started
+    again by someone else (``pegasus-bench failover --restart``) is not its child: it watches the pid itself.
+    """
     from twisted.internet import task
 
+    from pegasus_node.base.pids import pid_alive
+
+    started_by_it = os.getppid() == parent_pid
+
     def check() -> None:
-        if os.getppid() != parent_pid:
-            log.warn("parent process {pid} is gone; stopping", pid=parent_pid)
+        if (os.getppid() != parent_pid) if started_by_it else not pid_alive(parent_pid):
+            log.warn("onebox process {pid} is gone; stopping", pid=parent_pid)
             reactor.stop()
 
     task.LoopingCall(check).start(1.0, now=False)

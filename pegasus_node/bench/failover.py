@@ -78,8 +78,10 @@ async def run_failover(reactor: Any, args: argparse.Namespace, on_progress=None)
             gaps[p] = (after[0] - killed_at) if after else None
         restarted_pid = None
         if args.restart:
+            # Tied to the onebox's life as its own nodes are: stopping the onebox stops this one too.
+            command = victim["command"] + ["--exit-with-parent", str(manifest["onebox_pid"])]
             with open(victim["stdout"], "ab") as out:
-                restarted_pid = subprocess.Popen(victim["command"], stdout=out, stderr=subprocess.STDOUT,
+                restarted_pid = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                  stdin=subprocess.DEVNULL, start_new_session=True).pid
     finally:
         await client.close()
