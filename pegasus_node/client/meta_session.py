@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pegasus_node.client.errors import AmbiguousResultError, PegasusTimeoutError
-from pegasus_node.client.retry import Backoff, Deadline, is_connect_failure
+from pegasus_node.client.retry import Backoff, Deadline, never_sent
 from pegasus_node.client.validation import parse_meta_list, timeout_arg
 from pegasus_node.errors import ErrorCode, PegasusError
 
@@ -86,7 +86,7 @@ class MetaSession:
                 except PegasusError as e:
                     if e.code not in _TRY_NEXT_META:
                         raise
-                    if not idempotent and e.code not in _META_NOT_EXECUTED and not is_connect_failure(e):
+                    if not idempotent and e.code not in _META_NOT_EXECUTED and not never_sent(e):
                         raise AmbiguousResultError(f"{method} on {self.addresses[index]}", e) from e
                     last_error = e
                     continue

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.twisted_rpc import NotSentError
 
 # The replica's answer (or the lost connection, or its silence) says our configuration may be stale: ask
 # the meta server.
@@ -103,21 +104,13 @@ def sleep(clock: Any, seconds: float) -> Deferred:
     return deferLater(clock, seconds, lambda: None)
 
 
-# RpcClientPool's messages for a call that failed before its request was written: the connect failed, or
-# the address is in connect backoff. (A lost connection says "connection to ... lost", and is ambiguous.)
-_CONNECT_FAILURE_PREFIXES = ("cannot connect to ",)
-_CONNECT_FAILURE_MARKERS = (" is unreachable (",)
-
-
-def is_connect_failure(error: PegasusError) -> bool:
-    """True when the connection could not be made, so the request was certainly never sent."""
-    if error.code != ErrorCode.ERR_NETWORK_FAILURE:
-        return False
-    message = error.message
-    return message.startswith(_CONNECT_FAILURE_PREFIXES) or any(m in message for m in _CONNECT_FAILURE_MARKERS)
+def never_sent(error: PegasusError) -> bool:
+    """True when the request was certainly never written to a server (RpcClientPool raised NotSentError: the
+    connect failed, the address was in backoff, the deadline passed while it waited to connect)."""
+    return isinstance(error, NotSentError)
 
 
 def may_retry(error: PegasusError, *, idempotent: bool) -> bool:
     if idempotent:
         return error.code in TRANSIENT_ERRORS
-    return error.code in NOT_EXECUTED_ERRORS or is_connect_failure(error)
+    return error.code in NOT_EXECUTED_ERRORS or never_sent(error)

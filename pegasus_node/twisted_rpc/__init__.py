@@ -1,7 +1,7 @@
 """The RPC layer: msgpack frames over TCP (docs/rpc.md), HTTP on the same port, and a pipelined client pool."""
 
 from pegasus_node.twisted_rpc.address import format_address, parse_address
-from pegasus_node.twisted_rpc.client import PeerStatus, RpcClientPool
+from pegasus_node.twisted_rpc.client import NotSentError, PeerStatus, RpcClientPool
 from pegasus_node.twisted_rpc.codec import (
     DEFAULT_MAX_FRAME_BYTES,
     KIND_NOTIFY,
@@ -47,6 +47,7 @@ __all__ = [
     "FrameError",
     "FrameTooLargeError",
     "InvalidEnvelopeError",
+    "NotSentError",
     "Notify",
     "PeerStatus",
     "RateLimitedLog",

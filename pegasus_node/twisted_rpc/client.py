@@ -54,6 +54,13 @@ _ERR_OK = int(ErrorCode.ERR_OK)
 _NETWORK_FAILURE = ErrorCode.ERR_NETWORK_FAILURE
 
 
+class NotSentError(PegasusError):
+    """The call failed before its request was written to a connection (the connect failed, the address is in
+    connect backoff, the deadline passed while it waited for the connection, the body could not be encoded):
+    no server can have executed it, so even a non-idempotent request may be retried. Any other failure of a
+    call that was written (a lost connection, a timeout) leaves its outcome unknown."""
+
+
 class PeerStatus(NamedTuple):
     state: str  # "connected" | "connecting" | "backoff" | "idle"
     in_flight: int  # sent, awaiting a reply
@@ -116,19 +123,21 @@ class _Call(_Outgoing):
 
     def expire(self) -> None:
         self.bucket = None
+        # Still waiting for the connection: never written. (One a fail point holds counts as written and lost.)
+        sent = self.queue is None or self.queue is not self.peer.waiting
         self._detach()
+        error = PegasusError if sent else NotSentError
         self.deferred.errback(
-            PegasusError(
-                ErrorCode.ERR_TIMEOUT, f"{self.method} to {self.peer.address}: no reply within {self.timeout:g}s"
-            )
+            error(ErrorCode.ERR_TIMEOUT, f"{self.method} to {self.peer.address}: no reply within {self.timeout:g}s")
         )
 
-    def fail(self, code: int, message: str) -> None:
+    def fail(self, code: int, message: str, *, sent: bool = True) -> None:
+        """``sent=False``: the request was certainly never written (NotSentError)."""
         if self.bucket is not None:
             self.bucket.pop(self, None)
             self.bucket = None
         self._detach()
-        self.deferred.errback(PegasusError(code, message))
+        self.deferred.errback(PegasusError(code, message) if sent else NotSentError(code, message))
 
     def send_on(self, conn: _ClientConnection) -> None:
         conn.send(self)
@@ -159,7 +168,7 @@ class _Notify(_Outgoing):
         conn.writer.write_now(self.frame)
         self.peer.pool._metrics.notified(self.method, NOTIFY_SENT)
 
-    def fail(self, code: int, message: str) -> None:
+    def fail(self, code: int, message: str, *, sent: bool = True) -> None:
         self._leave_queue()
         self.peer.pool._notify_dropped(self.method, code, message)
 
@@ -192,7 +201,8 @@ class _ClientConnection(Protocol):
         try:
             frame = encode_request(request_id, call.method, call.body, timeout_ms)
         except (TypeError, ValueError, OverflowError) as exc:
-            call.fail(ErrorCode.ERR_INVALID_PARAMETERS, f"{call.method}: request body cannot be encoded: {exc}")
+            call.fail(ErrorCode.ERR_INVALID_PARAMETERS, f"{call.method}: request body cannot be encoded: {exc}",
+                      sent=False)
             return
         if len(frame) - HEADER_BYTES > self._max_frame_bytes:
             call.fail(
@@ -277,6 +287,7 @@ class _Peer:
                 call.fail(
                     _NETWORK_FAILURE,
                     f"{self.address} is unreachable ({self.last_error}); next connect in {self.retry_at - now:.3f}s",
+                    sent=False,
                 )
                 return
         call.queue = self.waiting
@@ -323,7 +334,7 @@ class _Peer:
         self.waiting_notifies.clear()
         for call in waiting:
             call.queue = None
-            call.fail(_NETWORK_FAILURE, message)
+            call.fail(_NETWORK_FAILURE, message, sent=False)
 
     def connection_lost(self, connection: _ClientConnection) -> None:
         # A lost connection starts no backoff: the next call reconnects, and only a failed connect backs off.
@@ -400,7 +411,7 @@ class RpcClientPool:
         call = _Call(peer, method, body)
         if timeout is not None:
             if timeout <= 0:
-                call.fail(ErrorCode.ERR_TIMEOUT, f"{method} to {address}: the deadline has already passed")
+                call.fail(ErrorCode.ERR_TIMEOUT, f"{method} to {address}: the deadline has already passed", sent=False)
                 return call.deferred
             call.timeout = timeout
             call.deadline = deadline = self._reactor.seconds() + timeout
@@ -457,7 +468,7 @@ class RpcClientPool:
 
     def _new_peer(self, address: str) -> _Peer:
         if self._closed:
-            raise PegasusError(_NETWORK_FAILURE, "the RPC client pool is closed")
+            raise NotSentError(_NETWORK_FAILURE, "the RPC client pool is closed")
         host, port = parse_address(address)
         peer = self._peers[address] = _Peer(self, address, host, port)
         return peer

@@ -9,7 +9,7 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, gathe
 
 import pegasus_node
 from pegasus_node.errors import ErrorCode, PegasusError
-from pegasus_node.twisted_rpc import RpcContext, encode_request
+from pegasus_node.twisted_rpc import NotSentError, RpcContext, encode_request
 
 from .rpc_test_support import connect_raw, sleep, wait_for
 
@@ -115,6 +115,7 @@ async def test_client_deadline_gives_err_timeout_and_a_late_reply_is_ignored(mak
     address = f"127.0.0.1:{port}"
     error = await expect_error(pool.call(address, "late", None, 0.05), ErrorCode.ERR_TIMEOUT)
     assert "late" in error.message and address in error.message
+    assert not isinstance(error, NotSentError)  # it was written: whether it ran is unknown
     assert pool.peer_status(address).in_flight == 0  # the request id was forgotten
     await wait_for(lambda: replied)
     # The late reply precedes this one on the connection, so the client has read (and dropped) it first.
@@ -126,7 +127,7 @@ async def test_non_positive_timeout_fails_at_once(make_server, pool):
     _, port = make_server()
     d = pool.call(f"127.0.0.1:{port}", "node.ping", {}, 0)
     assert d.called
-    await expect_error(d, ErrorCode.ERR_TIMEOUT)
+    assert isinstance(await expect_error(d, ErrorCode.ERR_TIMEOUT), NotSentError)
 
 
 @pytest_twisted.ensureDeferred
@@ -198,14 +199,14 @@ async def test_backoff_fails_fast_doubles_and_recovers(make_server, make_pool):
     port = free_port()
     address = f"127.0.0.1:{port}"
     error = await expect_error(pool.call(address, "node.ping", {}, 5.0), ErrorCode.ERR_NETWORK_FAILURE)
-    assert "cannot connect" in error.message
+    assert "cannot connect" in error.message and isinstance(error, NotSentError)
     status = pool.peer_status(address)
     assert status.backoff_delay == 0.05 and status.last_error
 
     during = pool.call(address, "node.ping", {}, 5.0)
     assert during.called  # failed without waiting for anything
     error = await expect_error(during, ErrorCode.ERR_NETWORK_FAILURE)
-    assert "unreachable" in error.message
+    assert "unreachable" in error.message and isinstance(error, NotSentError)
 
     for expected_delay in (0.1, 0.1):  # doubles, then stays at the cap
         await sleep(pool.peer_status(address).backoff_seconds + 0.01)
@@ -225,6 +226,7 @@ async def test_calls_waiting_for_a_connection_that_fails_all_fail(make_pool):
     address = f"127.0.0.1:{free_port()}"
     results = await DeferredList([pool.call(address, "node.ping", {}, 5.0) for _ in range(5)], consumeErrors=True)
     assert all(not ok and f.value.code == ErrorCode.ERR_NETWORK_FAILURE for ok, f in results)
+    assert all(isinstance(f.value, NotSentError) for _, f in results)
 
 
 @pytest_twisted.ensureDeferred
@@ -240,7 +242,7 @@ async def test_connection_lost_with_requests_in_flight(make_server, pool):
     results = await DeferredList(calls, consumeErrors=True)
     for ok, failure in results:
         assert not ok and failure.value.code == ErrorCode.ERR_NETWORK_FAILURE
-        assert "lost" in failure.value.message
+        assert "lost" in failure.value.message and not isinstance(failure.value, NotSentError)
 
 
 @pytest_twisted.ensureDeferred
@@ -252,8 +254,9 @@ async def test_close_fails_in_flight_calls_and_later_calls(make_server, make_poo
     in_flight = pool.call(address, "never", None, None)
     await sleep(0.05)
     await pool.close()
-    await expect_error(in_flight, ErrorCode.ERR_NETWORK_FAILURE)
-    await expect_error(pool.call(address, "never", None, 1.0), ErrorCode.ERR_NETWORK_FAILURE)
+    assert not isinstance(await expect_error(in_flight, ErrorCode.ERR_NETWORK_FAILURE), NotSentError)
+    after = await expect_error(pool.call(address, "never", None, 1.0), ErrorCode.ERR_NETWORK_FAILURE)
+    assert isinstance(after, NotSentError)
 
 
 @pytest_twisted.ensureDeferred
