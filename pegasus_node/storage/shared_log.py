@@ -155,15 +155,32 @@ class SharedLog:
         try:
             if self._fd is None:
                 self._open_segment()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            start = self.active_bytes
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                if self._fsync:
+                    os.fdatasync(self._fd)
+            except OSError:
+                self._cut_back(start)
+                raise
             self.active_bytes += len(data)
-            if self._fsync:
-                os.fdatasync(self._fd)
         except OSError as exc:
             raise StorageError(f"writing the shared log in {self.directory} failed: {exc.strerror or exc}; "
                                "free disk space, then restart the replica server") from exc
+
+    def _cut_back(self, size: int) -> None:
+        """After a failed append: cut what it may have left, so the segment ends with the last durable record.
+        Otherwise a later writeback of some of the failed append's pages, after others were lost, could leave
+        a hole before intact records, which recovery must treat as corruption and refuse to start on. Best
+        effort: if the disk refuses this too, recovery decides."""
+        try:
+            os.ftruncate(self._fd, size)
+            if self._fsync:
+                os.fdatasync(self._fd)
+        except OSError:
+            pass
 
     def rotate(self) -> int:
         """Start a new segment for the next append; returns the sequence number of the segment closed."""

@@ -163,3 +163,38 @@ def test_rotation_and_removal_keep_what_is_not_yet_in_a_synced_wal(tmp_path):
     shared.close()
     assert report.records == 2
     assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
+
+
+def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypatch):
+    """Part of a failed append's pages may still reach the disk later, after others were lost: a hole before
+    intact records would stop recovery as corruption. The failed append is cut off at once instead."""
+    shared, _ = recover(tmp_path)
+    wal = write_through(tmp_path, shared, range(1, 6))
+    segment = next((tmp_path / "slog").glob("slog.*.log"))
+    durable_size = segment.stat().st_size
+    real_fdatasync = os.fdatasync
+    failures = []
+
+    def failing_fdatasync(fd):
+        if not failures:
+            failures.append(fd)
+            raise OSError(5, "Input/output error")
+        return real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
+    wal.append(mut(6, put(6)))
+    batch = wal.take_batch()
+    written = wal.write_batch(batch, sync=False)
+    with pytest.raises(StorageError, match="Input/output error"):
+        shared.append(encode_redo(GPID, wal.incarnation, written.path.name, written.size - len(batch.data),
+                                  batch.data))
+    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+    assert failures and segment.stat().st_size == durable_size
+    wal.close()
+    shared.close()
+    lose_unsynced_bytes(tmp_path)
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.records == 5 and report.torn_tail is None
+    assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]  # decree 6 was never acknowledged
