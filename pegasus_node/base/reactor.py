@@ -10,12 +10,18 @@ import asyncio
 import sys
 
 
+def asyncio_loop_of(reactor) -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop under Twisted's asyncio reactor (it keeps it in ``_asyncioEventloop``); None for any
+    other reactor (``task.Clock`` in tests)."""
+    return getattr(reactor, "_asyncioEventloop", None)
+
+
 def install_reactor() -> asyncio.AbstractEventLoop:
     """Install the asyncio reactor (idempotent) and return its loop."""
     if "twisted.internet.reactor" in sys.modules:
         from twisted.internet import reactor
 
-        loop = getattr(reactor, "_asyncioEventloop", None)
+        loop = asyncio_loop_of(reactor)
         if loop is None:
             raise RuntimeError(
                 f"a non-asyncio Twisted reactor ({type(reactor).__name__}) was installed before ours"

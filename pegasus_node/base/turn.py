@@ -15,12 +15,9 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
+from pegasus_node.base.reactor import asyncio_loop_of
+
 log = Logger()
-
-
-def _loop_of(reactor: Any):
-    # Twisted's asyncio reactor keeps its loop here; base/reactor.py relies on the same attribute.
-    return getattr(reactor, "_asyncioEventloop", None)
 
 
 def _guarded(fn: Callable, args: tuple) -> None:
@@ -33,7 +30,7 @@ def _guarded(fn: Callable, args: tuple) -> None:
 
 def call_soon(reactor: Any, fn: Callable, *args: Any) -> None:
     """Run ``fn(*args)`` on the reactor thread once what the reactor is doing now is done."""
-    loop = _loop_of(reactor)
+    loop = asyncio_loop_of(reactor)
     if loop is None:
         reactor.callLater(0, fn, *args)
     else:
@@ -42,7 +39,7 @@ def call_soon(reactor: Any, fn: Callable, *args: Any) -> None:
 
 def call_from_thread(reactor: Any, fn: Callable, *args: Any) -> None:
     """From another thread: run ``fn(*args)`` on the reactor thread."""
-    loop = _loop_of(reactor)
+    loop = asyncio_loop_of(reactor)
     if loop is None:
         reactor.callFromThread(fn, *args)
     else:

@@ -273,7 +273,7 @@ class ReplicaServer:
         return defer.maybeDeferred(lambda: result).addCallback(lambda out: {"output": out})
 
     def start(self) -> None:
-        # Log writer cycles, checkpoints and learner loads run in the reactor's thread pool.
+        # Checkpoints and learner loads run in the reactor's thread pool (the log writer has its own thread).
         self.reactor.suggestThreadPoolSize(16)
         self._beacon_loop.start(self.config.beacon_interval_seconds, now=True)
         self._tick_loop.start(0.1, now=False)
