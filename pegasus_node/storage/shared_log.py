@@ -16,6 +16,11 @@ GC: the shared log only has to hold what the WALs have not fsynced themselves. W
 large, the writer starts a new segment, fsyncs every open WAL and removes the older segments. A WAL also
 fsyncs itself when it closes.
 
+Each segment is zero-filled ahead of its records, 1 MiB at a time, within the fsync of the append that needs the
+space. An fdatasync of writes into blocks the file already has commits no new file size to the filesystem's
+journal, which here made each fsync about a third cheaper. Recovery reads the zeros after a segment's last
+record as its end.
+
 Records are framed as in the WAL (``[u32 length][u32 CRC32C][payload]``); the payload is msgpack
 ``[app_id, partition_index, wal_incarnation, segment_file_name, offset, bytes]``. The incarnation keeps a
 replica directory that was deleted and created again from receiving its old life's writes.
@@ -37,6 +42,19 @@ from .wal import frame, parse_records, read_incarnation, segment_seq
 
 DEFAULT_SHARED_LOG_ROTATE_BYTES = 32 << 20
 _SEGMENT_NAME = re.compile(r"slog\.(\d{8})\.log")
+
+
+# Each segment is zero-filled ahead of its records, this much at a time (see SharedLog.append). Recovery reads
+# the zeros after the last record as the end of the segment, not as a torn tail.
+ZERO_FILL_BYTES = 1 << 20
+_ZEROS = bytes(ZERO_FILL_BYTES)
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 class RedoRecord(NamedTuple):
@@ -92,7 +110,8 @@ class SharedLog:
         self._next_seq = next_seq
         self._fd: int | None = None
         self._active_seq = 0
-        self.active_bytes = 0
+        self.active_bytes = 0  # where the next record goes; the zero fill beyond it is not counted
+        self._zero_filled_end = 0  # the active segment's size: records up to active_bytes, then zeros
 
     @classmethod
     def recover(cls, directory: str | os.PathLike, wal_directory_of: Callable[[tuple[int, int]], Path], *,
@@ -129,9 +148,11 @@ class SharedLog:
                 buf = path.read_bytes()
             except OSError as exc:
                 raise StorageError(f"cannot read shared log segment {path}: {exc.strerror}") from exc
-            segment_records, valid = parse_records(path, buf, index == len(found) - 1, _decode_redo)
-            if valid < len(buf):
-                report.torn_tail = (path.name, len(buf) - valid)
+            segment_records, valid = parse_records(path, buf, index == len(found) - 1, _decode_redo,
+                                                   zero_fill_is_end=True)
+            torn = len(buf.rstrip(b"\0")) - valid  # the zero fill after it is not part of the torn tail
+            if torn > 0:
+                report.torn_tail = (path.name, torn)
             records.extend(segment_records)
         report.records = len(records)
         _redo(records, wal_directory_of, report, fsync)
@@ -157,9 +178,15 @@ class SharedLog:
                 self._open_segment()
             start = self.active_bytes
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
+                _write_at(self._fd, data, start)
+                end = start + len(data)
+                if self._fsync and end > self._zero_filled_end:
+                    # Zero-fill ahead in the same fsync: the appends after it overwrite blocks the file already
+                    # has, so their fdatasync need not commit a new file size to the journal (measured here:
+                    # about a third less time and CPU per fsync, and half the context switches).
+                    fill_end = end + ZERO_FILL_BYTES
+                    _write_at(self._fd, _ZEROS[:fill_end - end], end)
+                    self._zero_filled_end = fill_end
                 if self._fsync:
                     os.fdatasync(self._fd)
             except OSError:
@@ -177,6 +204,7 @@ class SharedLog:
         effort: if the disk refuses this too, recovery decides."""
         try:
             os.ftruncate(self._fd, size)
+            self._zero_filled_end = size
             if self._fsync:
                 os.fdatasync(self._fd)
         except OSError:
@@ -204,8 +232,9 @@ class SharedLog:
     def _open_segment(self) -> None:
         self._active_seq, self._next_seq = self._next_seq, self._next_seq + 1
         path = self.directory / f"slog.{self._active_seq:08d}.log"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.active_bytes = 0
+        self._zero_filled_end = 0
         if self._fsync:
             fsync_dir(self.directory)
 

@@ -163,23 +163,31 @@ def _frame_at(buf: bytes, offset: int, decode: Callable[[bytes], Any]) -> tuple[
     return record if isinstance(record, str) else (record, end)
 
 
-def _valid_frame_after(buf: bytes, start: int, decode: Callable[[bytes], Any]) -> bool:
-    for pos in range(start, len(buf) - FRAME_HEADER.size + 1):
+def _valid_frame_after(buf: bytes, start: int, data_end: int, decode: Callable[[bytes], Any]) -> bool:
+    for pos in range(start, min(data_end, len(buf) - FRAME_HEADER.size + 1)):
         if not isinstance(_frame_at(buf, pos, decode), str):
             return True
     return False
 
 
 def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
-                  decode: Callable[[bytes], Any] = _decode_mutation) -> tuple[list, int]:
-    """Records in ``buf`` and the length of its valid prefix (shorter than ``buf`` only for a torn tail).
-    Shared with the replica server's shared log, which frames its records the same way."""
+                  decode: Callable[[bytes], Any] = _decode_mutation, *,
+                  zero_fill_is_end: bool = False) -> tuple[list, int]:
+    """Records in ``buf`` and the length of its valid prefix (shorter than ``buf`` only for a torn tail, or
+    for the zero fill of a preallocated file when ``zero_fill_is_end``: the shared log writes its records
+    into space it zero-filled ahead, in any of its segments). Shared with the replica server's shared log,
+    which frames its records the same way."""
     records: list = []
     offset = 0
+    # A frame's length field is never zero, so no frame starts in the trailing zeros: the search for a valid
+    # frame after a bad one stops there (it would otherwise try every offset of a mostly empty 32 MiB file).
+    data_end = len(buf.rstrip(b"\0"))
     while offset < len(buf):
         found = _frame_at(buf, offset, decode)
         if isinstance(found, str):
-            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, decode):
+            if zero_fill_is_end and offset >= data_end:
+                return records, offset
+            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, data_end, decode):
                 return records, offset
             raise WalCorruptionError(path, offset, found)
         record, offset = found

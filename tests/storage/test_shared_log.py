@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from pegasus_node.storage import StorageError, WalCorruptionError
-from pegasus_node.storage.shared_log import SharedLog, encode_redo
+from pegasus_node.storage.shared_log import ZERO_FILL_BYTES, SharedLog, encode_redo
 from pegasus_node.storage.wal import WriteAheadLog
 
 from .storage_testutil import mut
@@ -60,6 +60,11 @@ def lose_unsynced_bytes(tmp_path, gpid=GPID) -> None:
             path.unlink()
         else:
             os.truncate(path, 7)
+
+
+def records_end(segment) -> int:
+    """Where a shared log segment's records end and its zero fill starts."""
+    return len(segment.read_bytes().rstrip(b"\0"))
 
 
 def test_redo_brings_back_wal_writes_lost_with_the_page_cache(tmp_path):
@@ -115,7 +120,8 @@ def test_a_torn_shared_log_tail_is_cut(tmp_path):
     write_through(tmp_path, shared, range(1, 4)).close()
     shared.close()
     [segment] = (tmp_path / "slog").glob("slog.*.log")
-    with open(segment, "ab") as handle:
+    with open(segment, "r+b") as handle:  # a record cut short, where the next append went (the zero fill)
+        handle.seek(records_end(segment))
         handle.write(b"\x00\x00\x01\x00torn")
 
     shared, report = recover(tmp_path)
@@ -171,7 +177,7 @@ def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypat
     shared, _ = recover(tmp_path)
     wal = write_through(tmp_path, shared, range(1, 6))
     segment = next((tmp_path / "slog").glob("slog.*.log"))
-    durable_size = segment.stat().st_size
+    durable_end = records_end(segment)
     real_fdatasync = os.fdatasync
     failures = []
 
@@ -189,7 +195,7 @@ def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypat
         shared.append(encode_redo(GPID, wal.incarnation, written.path.name, written.size - len(batch.data),
                                   batch.data))
     monkeypatch.setattr(os, "fdatasync", real_fdatasync)
-    assert failures and segment.stat().st_size == durable_size
+    assert failures and segment.stat().st_size == durable_end  # its zero fill goes with it
     wal.close()
     shared.close()
     lose_unsynced_bytes(tmp_path)
@@ -198,3 +204,44 @@ def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypat
     shared.close()
     assert report.records == 5 and report.torn_tail is None
     assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]  # decree 6 was never acknowledged
+
+
+def test_segments_are_zero_filled_ahead_and_the_fill_is_not_a_torn_tail(tmp_path):
+    shared, _ = recover(tmp_path, rotate_bytes=1 << 20)
+    write_through(tmp_path, shared, range(1, 4)).close()
+    [segment] = (tmp_path / "slog").glob("slog.*.log")
+    assert records_end(segment) == shared.active_bytes
+    assert shared.active_bytes < segment.stat().st_size <= shared.active_bytes + ZERO_FILL_BYTES
+    # Records past the first fill: the fill is extended within the append that needs it.
+    big = b"x" * (ZERO_FILL_BYTES // 2)
+    for index in range(3):
+        shared.append(encode_redo((9, 9), "gone", f"wal.{1:08d}.{1:020d}.log", index * len(big), big))
+    assert shared.active_bytes > ZERO_FILL_BYTES
+    assert shared.active_bytes < segment.stat().st_size <= shared.active_bytes + ZERO_FILL_BYTES
+    shared.rotate()  # a closed segment keeps its fill: recovery must accept it before the last segment too
+    write_through(tmp_path, shared, range(4, 6)).close()
+    shared.close()
+    assert len(list((tmp_path / "slog").glob("slog.*.log"))) == 2
+    lose_unsynced_bytes(tmp_path)
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.torn_tail is None
+    assert report.records == 8
+    assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
+
+
+def test_a_torn_record_in_the_zero_fill_of_an_earlier_segment_is_corruption(tmp_path):
+    # Only the last segment may end torn: an earlier one was complete when the next one started.
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 3)).close()
+    shared.rotate()
+    write_through(tmp_path, shared, range(3, 5)).close()
+    shared.close()
+    first = sorted((tmp_path / "slog").glob("slog.*.log"))[0]
+    with open(first, "r+b") as handle:
+        handle.seek(records_end(first))
+        handle.write(b"\x00\x00\x01\x00torn")
+
+    with pytest.raises(WalCorruptionError):
+        recover(tmp_path)
