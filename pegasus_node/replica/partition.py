@@ -7,7 +7,9 @@ group commit (``ServerLogWriter``: one fsync per cycle for every replica on the 
 storage engine, messages to peer replica servers (one-way, batched per peer: ``PeerOutbox``), requests to the
 meta server, and learner state read from the WAL or a checkpoint.
 A learner gets a checkpoint by name in the learn response and fetches the file in chunks before the core
-sees the response (checkpoint_source.py, checkpoint_download.py): a checkpoint may exceed an RPC frame.
+sees the response (checkpoint_source.py, checkpoint_download.py): a checkpoint may exceed an RPC frame. It is
+installed on a worker thread, so that a big one cannot stall the reactor (and with it the server's beacons and
+every other replica); the core's effects after the install wait for it, in order.
 
 The storage engine opens with its checkpoint only: the core alone knows which logged mutations are
 committed, so it replays them (``ApplyMutation``) itself.
@@ -93,6 +95,12 @@ class PartitionReplica:
         self.checkpoint_decree = 0
         self.checkpointed_at = time.monotonic()
         self._checkpointing = False
+        # A learned checkpoint is installed on a worker thread (it may hold gigabytes). Meanwhile the core goes
+        # on taking events, and the effects it returns wait in _held, in order, until the install ends: nothing
+        # after the install may apply, reply or ack on the old state.
+        self._installing: defer.Deferred | None = None  # fires when the install ends
+        self._install_after_checkpoint: fx.InstallCheckpoint | None = None
+        self._held: list[list] = []
         self._closed = False
         self._waiting: dict[int, defer.Deferred] = {}  # client request id -> its Deferred
         self._request_ids = itertools.count(1)
@@ -158,7 +166,7 @@ class PartitionReplica:
 
     def _close_engine_when_idle(self) -> None:
         """The engine closes once no WAL batch or checkpoint still uses it (they call this when they end)."""
-        if (self._closed and self.engine is not None and not self._checkpointing
+        if (self._closed and self.engine is not None and not self._checkpointing and self._installing is None
                 and (self.log_writer is None or not self.log_writer.busy)):
             self.engine.close()
             self.engine = None
@@ -174,10 +182,17 @@ class PartitionReplica:
 
     def run(self, effects: list) -> None:
         """Carry out effects in order; effects produced by the ones run here (applies) follow, in order."""
-        follow_ups = collections.deque([effects])
+        self._run_in_order([effects])
+
+    def _run_in_order(self, lists: list[list]) -> None:
+        if self._installing is not None:
+            self._held.extend(lists)
+            return
+        follow_ups = collections.deque(lists)
         handlers = _EFFECT_HANDLERS
         while follow_ups and self.core is not None:
-            for effect in follow_ups.popleft():
+            effects = follow_ups.popleft()
+            for index, effect in enumerate(effects):
                 if self.core is None:
                     return
                 handler = handlers.get(type(effect))
@@ -186,6 +201,17 @@ class PartitionReplica:
                 more = handler(self, effect)
                 if more:
                     follow_ups.append(more)
+                if self._installing is not None:  # that was a checkpoint install: the rest waits for it
+                    self._held = [effects[index + 1:], *follow_ups]
+                    return
+
+    def idle(self) -> defer.Deferred:
+        """Fires once no checkpoint install holds effects back (at once if none does)."""
+        if self._installing is None:
+            return defer.succeed(None)
+        waiter: defer.Deferred = defer.Deferred()
+        self._installing.addCallback(waiter.callback)
+        return waiter
 
     def _send(self, effect: fx.Send) -> None:
         self.server.send_message(effect.to, effect.message)
@@ -251,35 +277,67 @@ class PartitionReplica:
 
     def _install_checkpoint(self, effect: fx.InstallCheckpoint) -> None:
         """The learner's side: the primary's checkpoint, fetched into a local file (checkpoint_download.py),
-        or inline bytes from a primary that predates chunked transfers. The engine verifies it first."""
-        checkpoint = effect.checkpoint
-        if checkpoint is None:
+        or inline bytes from a primary that predates chunked transfers. The engine verifies it first. The
+        install runs on a worker thread, after any checkpoint being written (both change the checkpoint
+        directory); until it ends, ``run`` holds every later effect back."""
+        if effect.checkpoint is None:
             return
-        downloaded = checkpoint if isinstance(checkpoint, DownloadedCheckpoint) else None
-        if downloaded is not None:
-            path = downloaded.path
+        self._installing = defer.Deferred()
+        if self._checkpointing:
+            self._install_after_checkpoint = effect
         else:
-            with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
-                handle.write(checkpoint)
-                path = Path(handle.name)
+            self._start_install(effect)
+
+    def _start_install(self, effect: fx.InstallCheckpoint) -> None:
+        checkpoint, engine = effect.checkpoint, self.engine
+        downloaded = checkpoint if isinstance(checkpoint, DownloadedCheckpoint) else None
+
+        def load() -> tuple:
+            if downloaded is not None:
+                path = downloaded.path
+            else:
+                with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
+                    handle.write(checkpoint)
+                    path = Path(handle.name)
+            try:
+                return engine.load_checkpoint_to_install(path), None
+            except PegasusError as exc:
+                return None, exc
+            finally:
+                if downloaded is None:
+                    path.unlink(missing_ok=True)
+
+        def crashed(failure) -> tuple:
+            log.failure("replica {gpid}: installing a learned checkpoint crashed", failure, gpid=self.gpid)
+            return None, PegasusError(ErrorCode.ERR_DISK_IO, failure.getErrorMessage())
+
+        d = threads.deferToThread(load)
+        d.addErrback(crashed)
+        d.addCallback(self._install_finished, effect, downloaded)
+
+    def _install_finished(self, outcome: tuple, effect: fx.InstallCheckpoint,
+                          downloaded: DownloadedCheckpoint | None) -> None:
+        installed, error = outcome
         decree = None
-        try:
-            decree = self.engine.install_checkpoint(path)
-        except PegasusError as exc:
+        if installed is not None and self.engine is not None:
+            decree = self.engine.adopt_checkpoint(installed)
+        elif error is not None and self.core is not None:
             # The core already moved to the checkpoint's decree and the engine did not: applying what follows
             # would diverge, so this replica stops here, as one that cannot open does.
-            self._fail(f"cannot install the checkpoint learned at decree {effect.decree}: {exc.message}. Check "
+            self._fail(f"cannot install the checkpoint learned at decree {effect.decree}: {error.message}. Check "
                        "this server's disk (or, if the file is damaged, the primary's newest checkpoint), then "
                        "restart this replica server to learn again")
             self.core = None
-        finally:
-            if downloaded is not None:
-                self.checkpoint_downloader.used(downloaded, installed=decree is not None)
-            else:
-                path.unlink(missing_ok=True)
+        if downloaded is not None:
+            self.checkpoint_downloader.used(downloaded, installed=decree is not None)
         if decree is not None:
             self.checkpoint_decree = decree
             log.info("replica {gpid} installed a learned checkpoint at decree {d}", gpid=self.gpid, d=decree)
+        done, self._installing = self._installing, None
+        held, self._held = self._held, []
+        self._run_in_order(held)
+        self._close_engine_when_idle()
+        done.callback(None)
 
     # ----- events from the server -----
 
@@ -393,7 +451,7 @@ class PartitionReplica:
     def status_entry(self) -> dict:
         entry = {"gpid": list(self.gpid), "status": self.status, "app_name": self.app_name,
                  "storage_dir": str(self.directory), "checkpoint_decree": self.checkpoint_decree,
-                 "error": self.error_message}
+                 "installing_checkpoint": self._installing is not None, "error": self.error_message}
         core = self.core
         if core is not None:
             now = self.server.clock()
@@ -418,7 +476,8 @@ class PartitionReplica:
     def checkpoint(self, force: bool = False):
         """Checkpoint the applied state (if anything is new, or ``force``) and GC the WAL below it."""
         engine, core = self.engine, self.core
-        if engine is None or core is None or self._checkpointing or self.error_message:
+        if (engine is None or core is None or self._checkpointing or self._installing is not None
+                or self.error_message):
             return None
         if not force and engine.last_applied_decree == self.checkpoint_decree:
             return None
@@ -433,6 +492,9 @@ class PartitionReplica:
             return snapshot.decree
         finally:
             self._checkpointing = False
+            install, self._install_after_checkpoint = self._install_after_checkpoint, None
+            if install is not None:
+                self._start_install(install)
             self._close_engine_when_idle()
 
 

@@ -44,6 +44,15 @@ from .operations import apply_writes
 from .wal import DEFAULT_SEGMENT_MAX_BYTES, TornTail, WriteAheadLog
 
 
+@dataclass(frozen=True)
+class InstalledCheckpoint:
+    """A learned checkpoint copied in and loaded, not yet served (``StorageEngine.adopt_checkpoint``)."""
+
+    decree: int
+    apply_clock_us: int
+    memtable: Memtable
+
+
 @dataclass
 class RecoveryReport:
     checkpoint_decree: int  # 0: started without a checkpoint
@@ -256,11 +265,21 @@ class StorageEngine:
         in durably. The WAL is left alone: after a restart ``recovered_log`` holds its mutations above the
         installed decree, for the owner to judge.
         """
+        return self.adopt_checkpoint(self.load_checkpoint_to_install(source))
+
+    def load_checkpoint_to_install(self, source: str | os.PathLike) -> InstalledCheckpoint:
+        """The slow half of ``install_checkpoint``, safe on a worker thread while the owner keeps using the
+        engine: verify and copy the file in durably, and build its memtable. Nothing the engine serves changes
+        until ``adopt_checkpoint``; no checkpoint of this engine may be written meanwhile."""
         loaded = install_checkpoint_file(self._checkpoint_dir, Path(source), fsync=self._fsync)
-        self._memtable = Memtable(loaded.items)
-        self._last_applied = self._checkpoint_decree = loaded.decree
-        self._clock_us = loaded.apply_clock_us
-        return loaded.decree
+        return InstalledCheckpoint(loaded.decree, loaded.apply_clock_us, Memtable(loaded.items))
+
+    def adopt_checkpoint(self, installed: InstalledCheckpoint) -> int:
+        """The quick half, on the owner's thread: serve the installed state from now on; returns its decree."""
+        self._memtable = installed.memtable
+        self._last_applied = self._checkpoint_decree = installed.decree
+        self._clock_us = installed.apply_clock_us
+        return installed.decree
 
     # ------------------------------------------------------------------------------------------ upkeep
 

@@ -4,15 +4,16 @@ that fails does."""
 from __future__ import annotations
 
 import pytest_twisted
+from twisted.internet import defer, reactor, threads
 
 from pegasus_node.config import NodeConfig
 from pegasus_node.replica.checkpoint_download import DownloadedCheckpoint
-from pegasus_node.replica.partition import ERROR, PartitionReplica
+from pegasus_node.replica.partition import _EFFECT_HANDLERS, ERROR, PartitionReplica
 from pegasus_node.replica.server import ReplicaServer
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration
 from pegasus_node.replication.messages import LearnResponse
-from pegasus_node.storage.checkpoint import CheckpointSnapshot, write_checkpoint
+from pegasus_node.storage.checkpoint import CheckpointSnapshot, checkpoint_path, write_checkpoint
 from tests.twisted_rpc.rpc_test_support import LogCapture
 
 GPID = (1, 0)
@@ -55,6 +56,7 @@ async def test_a_checkpoint_that_cannot_be_installed_stops_the_replica_in_error(
     applied = []
     replica.engine.apply = applied.append  # nothing after the failed install may run
     replica.run([fx.InstallCheckpoint(GPID, 10, downloaded), fx.ApplyMutation(GPID, None)])
+    await replica.idle()
     assert replica.status == ERROR and replica.core is None and applied == []
     assert "cannot install the checkpoint learned at decree 10" in replica.error_message
     assert "restart this replica server" in replica.error_message
@@ -73,6 +75,7 @@ async def test_a_downloaded_checkpoint_is_installed_and_its_file_removed(replica
     downloaded = DownloadedCheckpoint(part, 10, part.stat().st_size, "127.0.0.1:2", 3, 0.1)
     replica.checkpoint_downloader.downloaded = downloaded
     replica.run([fx.InstallCheckpoint(GPID, 10, downloaded)])
+    await replica.idle()
     assert replica.status != ERROR and replica.checkpoint_decree == 10 == replica.engine.last_applied_decree
     assert not part.exists()
     assert replica.status_entry()["learned_checkpoint"] == downloaded.summary()
@@ -81,7 +84,62 @@ async def test_a_downloaded_checkpoint_is_installed_and_its_file_removed(replica
 @pytest_twisted.ensureDeferred
 async def test_inline_checkpoint_bytes_from_an_older_primary_are_still_installed(replica, tmp_path):
     replica.run([fx.InstallCheckpoint(GPID, 10, checkpoint_file(tmp_path / "primary", 10).read_bytes())])
+    await replica.idle()
     assert replica.status != ERROR and replica.checkpoint_decree == 10
     replica.run([fx.InstallCheckpoint(GPID, 11, b"damaged")])
+    await replica.idle()
     assert replica.status == ERROR
     assert list(replica.directory.glob("*.learn")) == []
+
+
+def status_change(note: str) -> fx.StatusChanged:
+    """An effect with no side effect but a log line, to trace the order effects run in."""
+    return fx.StatusChanged(GPID, 3, note, note)
+
+
+@pytest_twisted.ensureDeferred
+async def test_effects_after_an_install_wait_for_it_and_keep_their_order(replica, tmp_path, monkeypatch):
+    """The install runs on a worker thread; the reactor goes on, and the core's later effects (here from a
+    follow-up list and from an event that arrives meanwhile) run after it, in the order they would have."""
+    ran = []
+    monkeypatch.setitem(_EFFECT_HANDLERS, fx.StatusChanged,
+                        lambda self, effect: ran.append((effect.old, self.engine.last_applied_decree)))
+    monkeypatch.setitem(_EFFECT_HANDLERS, fx.ApplyMutation, lambda self, effect: [status_change("follow-up")])
+    source = checkpoint_file(tmp_path / "primary", 10).read_bytes()
+    replica.run([status_change("before"), fx.ApplyMutation(GPID, None), fx.InstallCheckpoint(GPID, 10, source),
+                 status_change("after")])
+    assert replica.status_entry()["installing_checkpoint"] is True
+    assert ran == [("before", 0)]
+    replica.run([status_change("event meanwhile")])
+    assert ran == [("before", 0)]
+    await replica.idle()
+    assert ran == [("before", 0), ("after", 10), ("follow-up", 10), ("event meanwhile", 10)]
+    assert replica.status_entry()["installing_checkpoint"] is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_install_waits_for_a_checkpoint_being_written_and_blocks_new_ones(replica, tmp_path):
+    gate = defer.Deferred()
+    real_write = replica.engine.write_checkpoint
+    replica.engine.write_checkpoint = lambda snapshot: threads.blockingCallFromThread(reactor, lambda: gate) \
+        or real_write(snapshot)
+    writing = replica.checkpoint(force=True)
+    source = checkpoint_file(tmp_path / "primary", 10).read_bytes()
+    replica.run([fx.InstallCheckpoint(GPID, 10, source)])
+    assert replica.engine.last_applied_decree == 0 and not writing.called
+    gate.callback(None)
+    assert (await writing) == 0
+    await replica.idle()
+    assert replica.checkpoint_decree == 10 == replica.engine.last_applied_decree
+    assert replica.engine.latest_checkpoint_path == checkpoint_path(replica.engine.directory / "checkpoints", 10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replica_closed_during_an_install_closes_its_engine_when_it_ends(replica, tmp_path):
+    source = checkpoint_file(tmp_path / "primary", 10).read_bytes()
+    replica.run([fx.InstallCheckpoint(GPID, 10, source)])
+    engine = replica.engine
+    replica.close()
+    assert replica.engine is engine  # the worker thread still uses it
+    await replica.idle()
+    assert replica.engine is None
