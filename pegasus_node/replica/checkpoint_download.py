@@ -5,7 +5,10 @@ Why here, at the edge: the core treats a learn response's checkpoint as opaque a
 synchronously (``InstallCheckpoint``), so the edge gets the whole file onto local disk first, while messages
 and ticks keep flowing to the core. One fetch at a time per replica, into one file in the replica
 directory; a failed fetch is logged and dropped, and the core's learn retry (``learn_retry_seconds``) asks
-the primary again.
+the primary again. When the transfer itself broke (a timeout, a lost connection, a busy or restarting primary),
+the bytes already fetched are kept: if the next response names the same file of the same sender, the fetch
+resumes where it stopped (checkpoint files never change once in place, and the engine verifies every CRC on
+install). Any other failure, a restart, or a response naming another file starts from zero.
 
 The core keeps asking while a large fetch runs, and it only accepts the response to its newest request. So
 the fetched file goes out with the newest response that named a checkpoint, and stays on disk until the
@@ -16,6 +19,7 @@ checkpoint (the older committed state is still a valid place to learn on from).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,7 @@ from typing import Any, Callable
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from pegasus_node.errors import PegasusError
+from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.replica.checkpoint_source import CHUNK_METHOD, MAX_CHUNK_BYTES, CheckpointReference
 from pegasus_node.replication.messages import LearnResponse
 from pegasus_node.twisted_rpc import expect
@@ -43,6 +47,33 @@ class CheckpointTransferError(Exception):
 
 class _Abandoned(Exception):
     """The replica closed while its fetch ran."""
+
+
+# Failures of the transfer, not of the file: what was fetched before them is still good.
+_RESUMABLE_ERRORS = frozenset({ErrorCode.ERR_TIMEOUT, ErrorCode.ERR_NETWORK_FAILURE, ErrorCode.ERR_BUSY,
+                               ErrorCode.ERR_SHUTTING_DOWN})
+
+
+@dataclass(frozen=True, slots=True)
+class _Partial:
+    """The part file of a fetch that broke off: ``done`` bytes of ``reference`` from ``source``."""
+
+    source: str
+    reference: CheckpointReference
+    done: int
+
+
+def _open_part(path: Path, keep: int):
+    """The part file to write on at ``keep`` (blocking): its first ``keep`` bytes stay, the rest goes."""
+    if not keep:
+        return open(path, "wb")
+    handle = open(path, "r+b")
+    if os.fstat(handle.fileno()).st_size < keep:
+        handle.close()
+        raise CheckpointTransferError(f"the part file {path} lost its first {keep} bytes")
+    handle.truncate(keep)
+    handle.seek(keep)
+    return handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +99,7 @@ class _Fetch:
     source: str
     started: float
     done: int = 0
+    resumed_from: int = 0
     chunks: int = 0
     reported_tenths: int = 0
     call: defer.Deferred | None = None
@@ -92,6 +124,7 @@ class CheckpointDownloader:
         self._clock = clock
         self._fetch: _Fetch | None = None
         self._newest: tuple[LearnResponse, CheckpointReference] | None = None  # named a checkpoint, while fetching
+        self._partial: _Partial | None = None  # in self.path, while no fetch runs
         self.downloaded: DownloadedCheckpoint | None = None  # fetched, not yet installed
         self.learned: dict | None = None  # the last installed one's summary, for replica.status
         self._closed = False
@@ -115,6 +148,9 @@ class CheckpointDownloader:
         self._newest = (response, reference)
         if self._fetch is None:
             fetch = self._fetch = _Fetch(reference, response.sender, self._clock())
+            partial, self._partial = self._partial, None
+            if partial is not None and (partial.source, partial.reference) == (fetch.source, reference):
+                fetch.done = fetch.resumed_from = partial.done
             self._run(fetch).addErrback(
                 lambda failure: log.failure("replica {gpid}: learning checkpoint {file} failed", failure,
                                             gpid=self.gpid, file=reference.file))
@@ -133,10 +169,14 @@ class CheckpointDownloader:
     def remove_leftover(self) -> None:
         """A fetch that a crash interrupted left its part behind: no use after a restart."""
         if self._fetch is None and self.downloaded is None:
+            self._partial = None
             self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._closed = True
+        if self._partial is not None:
+            self._partial = None
+            self.path.unlink(missing_ok=True)
         if self.downloaded is not None:
             self._discard(self.downloaded)
         if self._fetch is not None and self._fetch.call is not None:
@@ -147,7 +187,12 @@ class CheckpointDownloader:
         fetch = self._fetch
         if fetch is not None:
             out["checkpoint_download"] = {"file": fetch.reference.file, "from": fetch.source,
-                                          "bytes_done": fetch.done, "bytes": fetch.reference.size}
+                                          "bytes_done": fetch.done, "bytes": fetch.reference.size,
+                                          "resumed_from": fetch.resumed_from}
+        elif self._partial is not None:
+            out["checkpoint_download_interrupted"] = {"file": self._partial.reference.file,
+                                                      "from": self._partial.source, "bytes_done": self._partial.done,
+                                                      "bytes": self._partial.reference.size}
         if self.learned is not None:
             out["learned_checkpoint"] = self.learned
         return out
@@ -166,20 +211,31 @@ class CheckpointDownloader:
     @defer.inlineCallbacks
     def _run(self, fetch: _Fetch):
         reference = fetch.reference
-        log.info("replica {gpid}: learning checkpoint {file} (decree {decree}, {size} bytes) from {peer} in chunks",
-                 gpid=self.gpid, file=reference.file, decree=reference.decree, size=reference.size, peer=fetch.source)
+        if fetch.resumed_from:
+            log.info("replica {gpid}: resuming checkpoint {file} from {peer} at byte {done} of {size}",
+                     gpid=self.gpid, file=reference.file, peer=fetch.source, done=fetch.done, size=reference.size)
+        else:
+            log.info("replica {gpid}: learning checkpoint {file} (decree {decree}, {size} bytes) from {peer} in "
+                     "chunks", gpid=self.gpid, file=reference.file, decree=reference.decree, size=reference.size,
+                     peer=fetch.source)
         try:
             yield self._fetch_into_file(fetch)
         except BaseException as exc:
             self._fetch = self._newest = None
-            self.path.unlink(missing_ok=True)
+            resumable = (isinstance(exc, PegasusError) and exc.code in _RESUMABLE_ERRORS and fetch.done > 0
+                         and not self._closed)
+            if resumable:
+                self._partial = _Partial(fetch.source, reference, fetch.done)
+            else:
+                self.path.unlink(missing_ok=True)
             if isinstance(exc, _Abandoned):
                 return
             if not isinstance(exc, (PegasusError, OSError, CheckpointTransferError)):
                 raise
             log.warn("replica {gpid}: learning checkpoint {file} from {peer} failed after {done} of {size} bytes: "
-                     "{error}; the learner asks its primary again", gpid=self.gpid, file=reference.file,
-                     peer=fetch.source, done=fetch.done, size=reference.size, error=getattr(exc, "message", None) or exc)
+                     "{error}; the learner asks its primary again{resume}", gpid=self.gpid, file=reference.file,
+                     peer=fetch.source, done=fetch.done, size=reference.size, error=getattr(exc, "message", None) or exc,
+                     resume=" and resumes this file if it names it again" if resumable else "")
             return
         self._fetch = None
         seconds = self._clock() - fetch.started
@@ -193,7 +249,7 @@ class CheckpointDownloader:
     @defer.inlineCallbacks
     def _fetch_into_file(self, fetch: _Fetch):
         reference = fetch.reference
-        handle = yield threads.deferToThread(open, self.path, "wb")
+        handle = yield threads.deferToThread(_open_part, self.path, fetch.done)
         try:
             while fetch.done < reference.size:
                 body = {"gpid": list(self.gpid), "file": reference.file, "offset": fetch.done,

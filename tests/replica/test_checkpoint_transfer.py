@@ -360,3 +360,69 @@ async def test_closing_the_replica_abandons_its_fetch(primary_files, tmp_path):
         await wait_for(lambda: "checkpoint_download" not in learner.downloader.status())
     assert learner.delivered == [] and learner.leftovers() == []
     assert not [e for e in logged.events if "failed" in e.get("log_format", "")]
+
+
+def fail_after(count: int, code: ErrorCode, read):
+    """An answer that serves ``count`` chunks, then fails every call with ``code``."""
+    served = []
+
+    def answer(body):
+        if len(served) >= count:
+            raise PegasusError(code, "the connection to 127.0.0.1:9 was lost")
+        served.append(body["offset"])
+        return read(body)
+
+    return answer
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_transfer_that_broke_off_resumes_where_it_stopped(primary_files, tmp_path):
+    pool, learner, reference = fetch_setup(primary_files, tmp_path)
+    pool.answer = fail_after(4, ErrorCode.ERR_NETWORK_FAILURE, pool._read)
+    with LogCapture() as logged:
+        learner.downloader.offer(learn_response(1, reference), reference)
+        await wait_for(lambda: "checkpoint_download" not in learner.downloader.status())
+    assert learner.delivered == [] and learner.leftovers() == ["learning-checkpoint.part"]
+    assert learner.downloader.status()["checkpoint_download_interrupted"]["bytes_done"] == 4000
+    assert any("resumes this file" in e.get("resume", "") for e in logged.events)
+
+    pool.answer, pool.calls = pool._read, []
+    learner.downloader.offer(learn_response(2, reference), reference)
+    await wait_for(lambda: learner.delivered)
+    assert pool.calls[0]["offset"] == 4000 and len(pool.calls) == 7  # 6500 bytes left, in chunks of 1000
+    downloaded = learner.delivered[0].checkpoint
+    assert downloaded.path.read_bytes() == primary_files[1].read_bytes()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_interrupted_fetch_starts_over_for_another_file(primary_files, tmp_path):
+    pool, learner, reference = fetch_setup(primary_files, tmp_path)
+    pool.answer = fail_after(3, ErrorCode.ERR_TIMEOUT, pool._read)
+    learner.downloader.offer(learn_response(1, reference), reference)
+    await wait_for(lambda: "checkpoint_download_interrupted" in learner.downloader.status())
+    # The primary checkpointed again: the learner is told of another file.
+    newer = reference_checkpoint(write_checkpoint_file(pool.directory.parent, 60, 5_000))
+    pool.answer, pool.calls = pool._read, []
+    learner.downloader.offer(learn_response(2, newer), newer)
+    await wait_for(lambda: learner.delivered)
+    assert pool.calls[0]["offset"] == 0
+    assert learner.delivered[0].checkpoint.path.read_bytes() == (pool.directory / newer.file).read_bytes()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_interrupted_fetch_is_removed_when_the_replica_closes(primary_files, tmp_path):
+    pool, learner, reference = fetch_setup(primary_files, tmp_path)
+    pool.answer = fail_after(2, ErrorCode.ERR_BUSY, pool._read)
+    learner.downloader.offer(learn_response(1, reference), reference)
+    await wait_for(lambda: "checkpoint_download_interrupted" in learner.downloader.status())
+    learner.downloader.close()
+    assert learner.leftovers() == [] and learner.downloader.status() == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_checkpoint_gone_midway_leaves_nothing_to_resume(primary_files, tmp_path):
+    pool, learner, reference = fetch_setup(primary_files, tmp_path)
+    pool.answer = fail_after(3, ErrorCode.ERR_OBJECT_NOT_FOUND, pool._read)
+    learner.downloader.offer(learn_response(1, reference), reference)
+    await wait_for(lambda: "checkpoint_download" not in learner.downloader.status())
+    assert learner.leftovers() == [] and learner.downloader.status() == {}
