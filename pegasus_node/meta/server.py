@@ -285,8 +285,7 @@ class MetaServer:
         previous_send = self._report_sent_ms.get(address, -1)
         if send_time_ms < previous_send:
             # An older beacon overtaken by a newer one: its reports are stale; still answer it.
-            return {"assignments": self.assignments_for(address, self.reports.get(address)),
-                    "purged_app_ids": list(self.purged_app_ids)}
+            return self._beacon_reply(address, self.reports.get(address))
         self._report_sent_ms[address] = send_time_ms
         reports = {}
         for raw in replicas:
@@ -300,7 +299,13 @@ class MetaServer:
             if config is not None and config.primary == address:
                 self.committed[report.gpid] = report.last_committed_decree
         self.reports[address] = reports
-        return {"assignments": self.assignments_for(address, reports), "purged_app_ids": list(self.purged_app_ids)}
+        return self._beacon_reply(address, reports)
+
+    def _beacon_reply(self, address: str, reports: dict | None) -> dict:
+        # available_app_ids lets a replica server tell a table moved entirely off it (its directories are
+        # garbage) from a dropped one, which may still be recalled (replica/garbage.py).
+        return {"assignments": self.assignments_for(address, reports), "purged_app_ids": list(self.purged_app_ids),
+                "available_app_ids": sorted(a.app_id for a in self.apps.values() if a.status == AS_AVAILABLE)}
 
     def _config(self, gpid: Gpid) -> PartitionConfiguration | None:
         configs = self.partitions.get(gpid[0])

@@ -9,11 +9,13 @@ copies.
 
 What is kept:
 
-* A directory whose table has no partition hosted here at all. A dropped table is no longer assigned
-  anywhere, yet it can be recalled for ``hold_seconds_for_dropped_app`` (or the ``drop`` command's own
-  reserve time), which the replica server does not know; its directories are deleted when the meta server
-  purges it (``purged_app_ids`` in the beacon reply). A table moved entirely off this server looks the same
-  from here, and is kept too: losing a recallable table is worse than keeping a stale copy.
+* A directory of a dropped table. It is no longer assigned anywhere, yet it can be recalled for
+  ``hold_seconds_for_dropped_app`` (or the ``drop`` command's own reserve time), which the replica server
+  does not know; its directories are deleted when the meta server purges it (``purged_app_ids`` in the
+  beacon reply). The beacon reply also lists the available tables (``available_app_ids``), so a table moved
+  entirely off this server is garbage like any other unassigned replica. From a meta server that does not
+  send that list, a table with nothing hosted here is kept whole: losing a recallable table is worse than
+  keeping a stale copy.
 * A directory whose storage engine is still open (a closing replica finishing its last writes): the
   engine holds an flock on its LOCK file.
 * Anything not named ``{int}.{int}``.
@@ -57,14 +59,16 @@ class UnassignedReplicaCollector:
         # gpid -> clock() when its directory was first seen unassigned (since the last time it was hosted)
         self._unhosted_since: dict[Gpid, float] = {}
 
-    def collect(self, hosted: Iterable[Gpid]) -> list[Path]:
-        """Call with every gpid hosted here, when that set is the meta server's full view (after a beacon).
-        Returns the directories removed. Filesystem errors are logged, never raised."""
+    def collect(self, hosted: Iterable[Gpid], available_app_ids: Iterable[int] | None = None) -> list[Path]:
+        """Call with every gpid hosted here, when that set is the meta server's full view (after a beacon),
+        and the ids of the tables that are available (not dropped), if the meta server said. Returns the
+        directories removed. Filesystem errors are logged, never raised."""
         hosted = set(hosted)
-        hosted_apps = {app_id for app_id, _ in hosted}
+        # The tables whose unhosted directories are garbage: certainly not dropped ones.
+        live_apps = {app_id for app_id, _ in hosted} | set(available_app_ids or ())
         now = self._clock()
         candidates = {gpid: path for gpid, path in self._scan().items()
-                      if gpid not in hosted and gpid[0] in hosted_apps}
+                      if gpid not in hosted and gpid[0] in live_apps}
         # Forget what is hosted again, gone, or of a table with nothing here: its clock starts over.
         self._unhosted_since = {gpid: since for gpid, since in self._unhosted_since.items() if gpid in candidates}
         removed = []

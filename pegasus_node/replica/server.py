@@ -143,7 +143,8 @@ class ReplicaServer:
             replica.on_lease(until)
         # Only here does the hosted set match the meta server's full view. After the lease: deleting a
         # directory may take a while, and must not hold the lease back.
-        self.garbage.collect(self.replicas.keys())
+        available = reply.get("available_app_ids")  # None from a meta server that predates it
+        self.garbage.collect(self.replicas.keys(), available if isinstance(available, list) else None)
 
     def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int] = (), *,
                           prune: bool = False) -> None:

@@ -94,7 +94,10 @@ def test_drop_recall_and_purge(tmp_path):
     meta.drop_app("t1_old", 0)
     meta.purge_expired_apps()
     assert app.app_id not in meta.apps
-    assert meta.on_beacon(NODES[0], [])["purged_app_ids"] == [app.app_id]
+    reply = meta.on_beacon(NODES[0], [])
+    assert reply["purged_app_ids"] == [app.app_id]
+    assert reply["available_app_ids"] == sorted(a.app_id for a in meta.apps.values() if a.status == AS_AVAILABLE)
+    assert app.app_id not in reply["available_app_ids"] and reply["available_app_ids"]
     reopened = make_meta(tmp_path)
     assert app.app_id not in reopened.apps and reopened.purged_app_ids == [app.app_id]
 

@@ -106,6 +106,17 @@ def test_a_table_with_no_partition_hosted_here_is_kept(tmp_path, clock, collecto
     assert collector.collect({HOSTED, (2, 0)}) == [dropped[1]]
 
 
+def test_a_table_moved_entirely_elsewhere_is_garbage_once_the_meta_server_lists_it_available(
+        tmp_path, clock, collector):
+    make_replica(tmp_path, *HOSTED)
+    moved = [make_replica(tmp_path, 2, pidx) for pidx in range(2)]
+    dropped = make_replica(tmp_path, 3, 0)
+    assert collector.collect({HOSTED}, available_app_ids=[1, 2]) == []
+    clock.now += GRACE
+    assert collector.collect({HOSTED}, available_app_ids=[1, 2]) == moved
+    assert dropped.exists()  # table 3 is not available: dropped, and maybe recalled later
+
+
 def test_names_other_than_app_id_dot_partition_are_ignored(tmp_path, clock, collector):
     make_replica(tmp_path, *HOSTED)
     root = replica_dir(tmp_path, 0, 0).parent
@@ -205,9 +216,11 @@ async def test_a_beacon_reply_collects_unassigned_directories(tmp_path):
     node.replicas[HOSTED] = StubReplica()
     hosted, stale = make_replica(tmp_path, *HOSTED), make_replica(tmp_path, 1, 1)
     assignment = PartitionConfiguration(HOSTED, 3, primary=address).to_wire()
-    node.pool.call = lambda *args: defer.succeed({"assignments": [assignment], "purged_app_ids": []})
+    moved_away = make_replica(tmp_path, 2, 0)
+    node.pool.call = lambda *args: defer.succeed({"assignments": [assignment], "purged_app_ids": [],
+                                                  "available_app_ids": [1, 2]})
     try:
         await node.send_beacon()
     finally:
         await node.stop()
-    assert hosted.exists() and not stale.exists()
+    assert hosted.exists() and not stale.exists() and not moved_away.exists()
