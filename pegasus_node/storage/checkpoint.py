@@ -19,7 +19,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 
 import msgpack
 from crc32c import crc32c
@@ -48,7 +48,7 @@ class CheckpointSnapshot:
 
     decree: int
     apply_clock_us: int  # the engine's expiry clock at ``decree`` (see StorageEngine.apply)
-    items: list  # [(encoded key, Record)] in key order
+    items: Iterable  # (encoded key, Record) pairs in key order, with a len(): a list, or a MemtableSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,7 +223,7 @@ class StorageEngine:
     def checkpoint_snapshot(self) -> CheckpointSnapshot:
         """A consistent copy of the state at ``last_applied_decree`` (O(n) but in C; call on the owner's
         thread, between applies)."""
-        return CheckpointSnapshot(self._last_applied, self._clock_us, self._memtable.items())
+        return CheckpointSnapshot(self._last_applied, self._clock_us, self._memtable.snapshot())
 
     def write_checkpoint(self, snapshot: CheckpointSnapshot) -> Path:
         """Write ``snapshot`` durably (blocking I/O; may run on a worker thread). Keeps the newest 2."""

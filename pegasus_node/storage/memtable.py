@@ -74,6 +74,28 @@ class Memtable:
     ) -> Iterator[bytes]:
         return self.data.irange(minimum, maximum, inclusive)
 
+    def snapshot(self) -> "MemtableSnapshot":
+        """A consistent copy to read on another thread while this table changes. It copies the dict and the
+        sorted key lists (C loops), about twice as fast as ``items()``: what the owner's thread pays."""
+        return MemtableSnapshot(dict.copy(self.data), [keys[:] for keys in self.data._list._lists])
+
     def items(self) -> list[tuple[bytes, Record]]:
         """A shallow copy of every (key, record) in key order (records are immutable, so this is a snapshot)."""
         return list(self.data.items())
+
+
+class MemtableSnapshot:
+    """(key, record) pairs in key order, from copies taken by ``Memtable.snapshot``."""
+
+    def __init__(self, records: dict, sorted_key_lists: list[list[bytes]]) -> None:
+        self._records = records
+        self._key_lists = sorted_key_lists
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[tuple[bytes, Record]]:
+        records = self._records
+        for keys in self._key_lists:
+            for key in keys:
+                yield key, records[key]

@@ -14,6 +14,7 @@ from pegasus_node.storage import (
     put_op,
 )
 from pegasus_node.storage.checkpoint import list_checkpoints
+from pegasus_node.storage.memtable import Memtable, Record
 from pegasus_node.storage.wal import encode_frame
 from .storage_testutil import T0, everything, flip_byte, mut, open_engine
 
@@ -290,3 +291,16 @@ def test_storage_does_not_import_twisted():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_a_memtable_snapshot_is_ordered_and_unaffected_by_later_changes():
+    table = Memtable()
+    for i in range(5000):  # enough keys for several of SortedList's internal sublists
+        table.put(b"k%05d" % ((i * 7919) % 5000), Record(b"v%d" % i, 0, 1))
+    before = table.items()
+    snapshot = table.snapshot()
+    table.put(b"k00001", Record(b"changed", 0, 2))
+    table.put(b"new", Record(b"n", 0, 2))
+    table.delete(b"k00002")
+    assert len(snapshot) == 5000 and list(snapshot) == before
+    assert [key for key, _ in before] == sorted(key for key, _ in before)
