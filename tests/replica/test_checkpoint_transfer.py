@@ -394,12 +394,18 @@ async def test_a_transfer_that_broke_off_resumes_where_it_stopped(primary_files,
     assert downloaded.path.read_bytes() == primary_files[1].read_bytes()
 
 
-@pytest_twisted.ensureDeferred
-async def test_an_interrupted_fetch_starts_over_for_another_file(primary_files, tmp_path):
+async def interrupted_fetch(primary_files, tmp_path, after_chunks: int, code: ErrorCode):
+    """A learner whose fetch broke off after ``after_chunks`` chunks, with ``code``."""
     pool, learner, reference = fetch_setup(primary_files, tmp_path)
-    pool.answer = fail_after(3, ErrorCode.ERR_TIMEOUT, pool._read)
+    pool.answer = fail_after(after_chunks, code, pool._read)
     learner.downloader.offer(learn_response(1, reference), reference)
     await wait_for(lambda: "checkpoint_download_interrupted" in learner.downloader.status())
+    return pool, learner
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_interrupted_fetch_starts_over_for_another_file(primary_files, tmp_path):
+    pool, learner = await interrupted_fetch(primary_files, tmp_path, 3, ErrorCode.ERR_TIMEOUT)
     # The primary checkpointed again: the learner is told of another file.
     newer = reference_checkpoint(write_checkpoint_file(pool.directory.parent, 60, 5_000))
     pool.answer, pool.calls = pool._read, []
@@ -411,10 +417,7 @@ async def test_an_interrupted_fetch_starts_over_for_another_file(primary_files, 
 
 @pytest_twisted.ensureDeferred
 async def test_an_interrupted_fetch_is_removed_when_the_replica_closes(primary_files, tmp_path):
-    pool, learner, reference = fetch_setup(primary_files, tmp_path)
-    pool.answer = fail_after(2, ErrorCode.ERR_BUSY, pool._read)
-    learner.downloader.offer(learn_response(1, reference), reference)
-    await wait_for(lambda: "checkpoint_download_interrupted" in learner.downloader.status())
+    _, learner = await interrupted_fetch(primary_files, tmp_path, 2, ErrorCode.ERR_BUSY)
     learner.downloader.close()
     assert learner.leftovers() == [] and learner.downloader.status() == {}
 
