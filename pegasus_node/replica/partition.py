@@ -293,18 +293,20 @@ class PartitionReplica:
         downloaded = checkpoint if isinstance(checkpoint, DownloadedCheckpoint) else None
 
         def load() -> tuple:
-            if downloaded is not None:
-                path = downloaded.path
-            else:
-                with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
-                    handle.write(checkpoint)
-                    path = Path(handle.name)
+            path = None if downloaded is None else downloaded.path
             try:
+                if path is None:
+                    with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
+                        path = Path(handle.name)
+                        handle.write(checkpoint)
                 return engine.load_checkpoint_to_install(path), None
             except PegasusError as exc:
                 return None, exc
+            except OSError as exc:  # writing the inline bytes down (a full disk, say)
+                return None, PegasusError(ErrorCode.ERR_DISK_IO, f"cannot write it to {self.directory}: "
+                                                                 f"{exc.strerror or exc}")
             finally:
-                if downloaded is None:
+                if downloaded is None and path is not None:
                     path.unlink(missing_ok=True)
 
         def crashed(failure) -> tuple:

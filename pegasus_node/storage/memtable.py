@@ -82,6 +82,8 @@ class Memtable:
     def snapshot(self) -> "MemtableSnapshot":
         """A consistent copy to read on another thread while this table changes: the dict and the sorted
         key lists, copied in C loops (1M records: about 0.1 s here, against 1.5 s or more for ``items()``)."""
+        # SortedList keeps its keys as a list of sorted sublists (``_lists``, part of sortedcontainers' documented
+        # implementation): copying each sublist is a C slice, where iterating the SortedList is Python.
         return MemtableSnapshot(self.data.copy(), [keys[:] for keys in self._keys._lists])
 
     def items(self) -> list[tuple[bytes, Record]]:

@@ -8,6 +8,7 @@ from twisted.internet import defer, reactor, threads
 
 from pegasus_node.config import NodeConfig
 from pegasus_node.replica.checkpoint_download import DownloadedCheckpoint
+from pegasus_node.replica import partition as partition_module
 from pegasus_node.replica.partition import _EFFECT_HANDLERS, ERROR, PartitionReplica
 from pegasus_node.replica.server import ReplicaServer
 from pegasus_node.replication import effects as fx
@@ -143,3 +144,15 @@ async def test_a_replica_closed_during_an_install_closes_its_engine_when_it_ends
     assert replica.engine is engine  # the worker thread still uses it
     await replica.idle()
     assert replica.engine is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_full_disk_while_writing_inline_checkpoint_bytes_is_a_clear_error(replica, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(partition_module.tempfile, "NamedTemporaryFile", no_space)
+    replica.run([fx.InstallCheckpoint(GPID, 10, b"checkpoint bytes")])
+    await replica.idle()
+    assert replica.status == ERROR
+    assert "No space left on device" in replica.error_message and "decree 10" in replica.error_message
