@@ -37,6 +37,14 @@ def addresses(values: tuple[str, ...]) -> str:
     return ",".join(values) if values else MISSING
 
 
+def learners(learner_addresses: tuple[str, ...], progress: tuple[str, ...]) -> str:
+    """Learner addresses, each with its progress when known: "127.0.0.1:34803 (checkpoint 45%)"."""
+    if not learner_addresses:
+        return MISSING
+    notes = progress + ("",) * (len(learner_addresses) - len(progress))
+    return ",".join(f"{a} ({note})" if note else a for a, note in zip(learner_addresses, notes))
+
+
 def pending(prepared_not_committed: int | None, queued: int | None) -> str:
     """Prepared but not committed, plus queued: "3+12"; one of them alone when only it is reported."""
     if prepared_not_committed is None and queued is None:

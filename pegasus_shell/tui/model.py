@@ -72,6 +72,8 @@ class PartitionRow:
     pending_mutations: int | None = None  # prepared but not committed
     queued_writes: int | None = None  # accepted by the primary, not yet prepared
     primary_lease_remaining_ms: int | None = None
+    # Per learner, in the order of ``learners``: how its catch-up goes, from its own report ("" if unknown).
+    learner_progress: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -214,17 +214,39 @@ def build_partition_rows(config: dict, statuses: dict[str, dict], dead: set[str]
         if lease is None and primary in statuses:  # leases are per server: the primary's server lease
             lease = _int_or_none(statuses[primary].get("lease_remaining_ms"))
         committed = _int_or_none(report.get("last_committed_decree"))
+        learners = tuple(p.get("learners") or ())
         rows.append(PartitionRow(
             gpid=gpid,
             ballot=p.get("ballot", 0),
             primary=primary,
             secondaries=tuple(p.get("secondaries") or ()),
-            learners=tuple(p.get("learners") or ()),
+            learners=learners,
             health=partition_health(without_dead(p, dead), replica_count),
             last_committed_decree=committed if committed is not None else _int_or_none(p.get("last_committed_decree")),
             last_prepared_decree=_int_or_none(report.get("last_prepared_decree")),
             pending_mutations=_int_or_none(report.get("pending_mutations")),
             queued_writes=_int_or_none(report.get("queued_writes")),
             primary_lease_remaining_ms=lease,
+            learner_progress=tuple(learner_progress(hosted.get((learner, gpid[1])), committed)
+                                   for learner in learners),
         ))
     return tuple(rows)
+
+
+def learner_progress(report: dict | None, primary_committed: int | None) -> str:
+    """What a learner's own ``replica.status`` entry says of its catch-up: installing or fetching a
+    checkpoint (with the share fetched), or the decree it has reached."""
+    if not report:
+        return ""
+    if report.get("installing_checkpoint"):
+        return "installing checkpoint"
+    for key, suffix in (("checkpoint_download", ""), ("checkpoint_download_interrupted", ", interrupted")):
+        download = report.get(key)
+        if isinstance(download, dict):
+            done, size = _int_or_none(download.get("bytes_done")), _int_or_none(download.get("bytes"))
+            share = f" {done * 100 // size}%" if done is not None and size else ""
+            return f"checkpoint{share}{suffix}"
+    reached = _int_or_none(report.get("last_committed_decree"))
+    if reached is None:
+        return ""
+    return f"decree {reached}" + (f"/{primary_committed}" if primary_committed is not None else "")

@@ -86,7 +86,7 @@ def partition_rows(snapshot: Snapshot) -> list[Row]:
             cells.pending(p.pending_mutations, p.queued_writes),
             cells.duration_ms(p.primary_lease_remaining_ms),
             cells.addresses(p.secondaries),
-            cells.addresses(p.learners),
+            cells.learners(p.learners, p.learner_progress),
         )
         rows.append((gpid, tuple(styled(v, style) for v in values)))
     return rows

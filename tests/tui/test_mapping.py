@@ -57,6 +57,26 @@ def test_replication_fields_are_taken_from_the_primarys_own_report():
     assert (third.last_committed_decree, third.primary_lease_remaining_ms, third.health) == (10, None, WRITE_UNHEALTHY)
 
 
+def test_learners_show_how_their_catch_up_goes_from_their_own_reports():
+    statuses = {
+        A: {"replicas": [{"gpid": [3, 0], "status": "PRIMARY", "last_committed_decree": 900},
+                         {"gpid": [3, 1], "status": "PRIMARY", "last_committed_decree": 50}]},
+        B: {"replicas": [{"gpid": [3, 0], "status": "POTENTIAL_SECONDARY", "last_committed_decree": 0,
+                          "checkpoint_download": {"file": "f", "bytes_done": 450, "bytes": 1000}},
+                         {"gpid": [3, 1], "status": "POTENTIAL_SECONDARY", "last_committed_decree": 42}]},
+        C: {"replicas": [{"gpid": [3, 0], "status": "POTENTIAL_SECONDARY", "installing_checkpoint": True},
+                         {"gpid": [3, 1], "status": "POTENTIAL_SECONDARY",
+                          "checkpoint_download_interrupted": {"bytes_done": 100, "bytes": 400}}]},
+    }
+    first, second = build_partition_rows(config(partition(0, A, [], [B, C, "127.0.0.1:4"]),
+                                                partition(1, A, [], [B, C])), statuses, dead=set())
+    assert first.learner_progress == ("checkpoint 45%", "installing checkpoint", "")
+    assert second.learner_progress == ("decree 42/50", "checkpoint 25%, interrupted")
+    assert cells.learners(first.learners, first.learner_progress) == (
+        f"{B} (checkpoint 45%),{C} (installing checkpoint),127.0.0.1:4")
+    assert cells.learners((), ()) == cells.MISSING
+
+
 def test_members_declared_dead_do_not_count_towards_health():
     p = partition(0, A, [B, C])
     assert without_dead(p, {A}) == {**p, "primary": "", "secondaries": [B, C]}
