@@ -1,8 +1,8 @@
 """From RPC replies (shapes of docs/rpc.md) to snapshot rows, and how values look in cells.
 
-The replication fields (last prepared decree, pending and queued mutations, a primary's own lease, learners)
-are not reported by this version's replica servers yet; these tests feed replies that carry them, as
-replica.status and meta.query_config will, to check that the monitor shows them the moment they appear.
+The replication fields (last prepared decree, pending and queued mutations, a primary's own lease, a learner's
+progress) come from each replica server's replica.status; these tests feed replies of that shape, some with
+fields missing, as an older server or one that did not answer leaves them.
 """
 
 from __future__ import annotations
