@@ -245,3 +245,26 @@ def test_a_torn_record_in_the_zero_fill_of_an_earlier_segment_is_corruption(tmp_
 
     with pytest.raises(WalCorruptionError):
         recover(tmp_path)
+
+
+def test_a_disk_too_full_for_the_zero_fill_still_takes_the_records(tmp_path, monkeypatch):
+    real_pwrite = os.pwrite
+
+    def pwrite_without_room_for_the_fill(fd, data, offset):
+        if len(data) == ZERO_FILL_BYTES and not any(bytes(data[:4096])):
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite_without_room_for_the_fill)
+    shared, _ = recover(tmp_path)
+    write_through(tmp_path, shared, range(1, 6)).close()
+    [segment] = (tmp_path / "slog").glob("slog.*.log")
+    assert segment.stat().st_size == shared.active_bytes  # no fill, every record
+    shared.close()
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    lose_unsynced_bytes(tmp_path)
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.records == 5 and report.torn_tail is None
+    assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
