@@ -179,12 +179,13 @@ def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
     which frames its records the same way."""
     records: list = []
     offset = 0
-    # A frame's length field is never zero, so no frame starts in the trailing zeros: the search for a valid
-    # frame after a bad one stops there (it would otherwise try every offset of a mostly empty 32 MiB file).
-    data_end = len(buf.rstrip(b"\0"))
     while offset < len(buf):
         found = _frame_at(buf, offset, decode)
         if isinstance(found, str):
+            # A frame's length field is never zero, so no frame starts in the trailing zeros: the search for a
+            # valid frame after a bad one stops there (it would otherwise try every offset of a mostly empty
+            # 32 MiB file).
+            data_end = len(buf.rstrip(b"\0"))
             if zero_fill_is_end and offset >= data_end:
                 return records, offset
             if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, data_end, decode):
