@@ -31,7 +31,7 @@ from pegasus_node.base.turn import call_from_thread, call_soon
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.storage.mutation import Mutation
-from pegasus_node.storage.shared_log import SharedLog, encode_redo
+from pegasus_node.storage.shared_log import SharedLog, redo_entry
 from pegasus_node.storage.wal import WalBatch, WriteAheadLog
 
 log = Logger(namespace="pegasus.log_writer")
@@ -211,14 +211,14 @@ class ServerLogWriter:
                 continue
             if self.shared_log is not None:
                 offset = segment.size - len(batch.data)  # only this thread writes WALs
-                redo.append(encode_redo(replica_log.gpid, replica_log.wal.incarnation, segment.path.name, offset,
-                                        batch.data))
+                redo.append(redo_entry(replica_log.gpid, replica_log.wal.incarnation, segment.path.name, offset,
+                                       batch.data))
             written.append((replica_log, batch, tag))
         cycle_error = None
         try:
             self.fail_points.before_wal_write()
             if self.shared_log is not None and redo:
-                self.shared_log.append(b"".join(redo))
+                self.shared_log.append(redo)
         except PegasusError as exc:
             cycle_error = exc
             if self.shared_log is not None:

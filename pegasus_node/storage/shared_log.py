@@ -21,9 +21,14 @@ space. An fdatasync of writes into blocks the file already has commits no new fi
 journal, which here made each fsync about a third cheaper. Recovery reads the zeros after a segment's last
 record as its end.
 
-Records are framed as in the WAL (``[u32 length][u32 CRC32C][payload]``); the payload is msgpack
-``[app_id, partition_index, wal_incarnation, segment_file_name, offset, bytes]``. The incarnation keeps a
-replica directory that was deleted and created again from receiving its old life's writes.
+Each append (one log cycle) is one frame, as in the WAL (``[u32 length][u32 CRC32C][payload]``). Its payload
+is a msgpack list of redo records ``[app_id, partition_index, wal_incarnation, segment_file_name, offset,
+bytes]``; a payload that is one such record alone (what earlier versions wrote, a frame per record) is read
+too. The incarnation keeps a replica directory that was deleted and created again from receiving its old
+life's writes. One frame per append makes a torn append, whatever pages of it a power loss kept, the last
+frame with nothing valid after it: recovery cuts it as a torn tail. With a frame per record, intact records
+after a lost page of the same (never acknowledged) append would look like corruption, and the server would
+refuse to start.
 """
 
 from __future__ import annotations
@@ -65,19 +70,39 @@ class RedoRecord(NamedTuple):
     data: bytes
 
 
-def encode_redo(gpid: tuple[int, int], incarnation: str, segment: str, offset: int, data: bytes) -> bytes:
-    return frame(msgpack.packb([gpid[0], gpid[1], incarnation, segment, offset, data], use_bin_type=True))
+def redo_entry(gpid: tuple[int, int], incarnation: str, segment: str, offset: int, data: bytes) -> list:
+    """One redo record, as ``SharedLog.append`` takes it: ``data`` was written at ``offset`` of ``segment``."""
+    return [gpid[0], gpid[1], incarnation, segment, offset, data]
 
 
-def _decode_redo(payload: bytes) -> RedoRecord | str:
-    try:
-        app_id, pidx, incarnation, segment, offset, data = msgpack.unpackb(payload, raw=False)
-    except Exception as exc:  # the CRC matched, so this is a writer bug, still a bad record
-        return f"the record does not decode as a redo record ({exc})"
+# A frame's length is a u32; an append is one frame, which may hold many replicas' batches.
+_MAX_APPEND_BYTES = (1 << 32) - 1
+
+
+def _redo_record(fields) -> RedoRecord | None:
+    if not (isinstance(fields, list) and len(fields) == 6):
+        return None
+    app_id, pidx, incarnation, segment, offset, data = fields
     if not (type(app_id) is int and type(pidx) is int and isinstance(incarnation, str) and type(offset) is int
-            and offset >= 0 and isinstance(data, bytes) and segment_seq(segment) is not None):
-        return "the record is not a redo record"
+            and offset >= 0 and isinstance(data, bytes) and isinstance(segment, str)
+            and segment_seq(segment) is not None):
+        return None
     return RedoRecord((app_id, pidx), incarnation, segment, offset, data)
+
+
+def _decode_append(payload: bytes) -> list[RedoRecord] | str:
+    """The redo records of one append, or why the payload holds none."""
+    try:
+        fields = msgpack.unpackb(payload, raw=False)
+    except Exception as exc:  # the CRC matched, so this is a writer bug, still a bad record
+        return f"the record does not decode as redo records ({exc})"
+    single = _redo_record(fields)  # an earlier version's frame: one record
+    if single is not None:
+        return [single]
+    records = [_redo_record(entry) for entry in fields] if isinstance(fields, list) and fields else [None]
+    if None in records:
+        return "the record is not a list of redo records"
+    return records
 
 
 @dataclass
@@ -148,12 +173,12 @@ class SharedLog:
                 buf = path.read_bytes()
             except OSError as exc:
                 raise StorageError(f"cannot read shared log segment {path}: {exc.strerror}") from exc
-            segment_records, valid = parse_records(path, buf, index == len(found) - 1, _decode_redo,
-                                                   zero_fill_is_end=True)
+            appends, valid = parse_records(path, buf, index == len(found) - 1, _decode_append,
+                                           zero_fill_is_end=True, max_record_bytes=_MAX_APPEND_BYTES)
             torn = len(buf.rstrip(b"\0")) - valid  # the zero fill after it is not part of the torn tail
             if torn > 0:
                 report.torn_tail = (path.name, torn)
-            records.extend(segment_records)
+            records.extend(record for append in appends for record in append)
         report.records = len(records)
         _redo(records, wal_directory_of, report, fsync)
         # Everything the old segments held is now durable in the WALs themselves.
@@ -170,9 +195,10 @@ class SharedLog:
 
     # ----- appends (on the log writer's thread) -----
 
-    def append(self, data: bytes) -> None:
-        """Write redo records and fsync them (blocking). Raises StorageError; what reached the disk is then
-        unknown, and the caller must stop acknowledging writes."""
+    def append(self, entries: list[list]) -> None:
+        """Write redo records (``redo_entry``) as one frame and fsync them (blocking). Raises StorageError; what
+        reached the disk is then unknown, and the caller must stop acknowledging writes."""
+        data = frame(msgpack.packb(entries, use_bin_type=True))
         try:
             if self._fd is None:
                 self._open_segment()
@@ -205,9 +231,9 @@ class SharedLog:
 
     def _cut_back(self, size: int) -> None:
         """After a failed append: cut what it may have left, so the segment ends with the last durable record.
-        Otherwise a later writeback of some of the failed append's pages, after others were lost, could leave
-        a hole before intact records, which recovery must treat as corruption and refuse to start on. Best
-        effort: if the disk refuses this too, recovery decides."""
+        Best effort. If the disk refuses this too, pages of the failed append may still reach it later, but
+        an append is one frame and nothing is appended after a failure, so recovery finds at most a torn last
+        frame and cuts it."""
         try:
             os.ftruncate(self._fd, size)
             self._zero_filled_end = size

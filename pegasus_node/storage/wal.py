@@ -145,13 +145,14 @@ def _decode_mutation(payload: bytes) -> Mutation | str:
     return mutation
 
 
-def _frame_at(buf: bytes, offset: int, decode: Callable[[bytes], Any]) -> tuple[Any, int] | str:
+def _frame_at(buf: bytes, offset: int, decode: Callable[[bytes], Any],
+              max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[Any, int] | str:
     """The record starting at ``offset`` and where it ends, or why there is no valid record there.
     ``decode`` turns a payload whose CRC matched into a record, or into a str saying why it is not one."""
     if len(buf) - offset < FRAME_HEADER.size:
         return "truncated frame header"
     length, crc = FRAME_HEADER.unpack_from(buf, offset)
-    if length == 0 or length > MAX_RECORD_BYTES:
+    if length == 0 or length > max_record_bytes:
         return f"implausible record length {length}"
     end = offset + FRAME_HEADER.size + length
     if end > len(buf):
@@ -163,16 +164,17 @@ def _frame_at(buf: bytes, offset: int, decode: Callable[[bytes], Any]) -> tuple[
     return record if isinstance(record, str) else (record, end)
 
 
-def _valid_frame_after(buf: bytes, start: int, data_end: int, decode: Callable[[bytes], Any]) -> bool:
+def _valid_frame_after(buf: bytes, start: int, data_end: int, decode: Callable[[bytes], Any],
+                       max_record_bytes: int) -> bool:
     for pos in range(start, min(data_end, len(buf) - FRAME_HEADER.size + 1)):
-        if not isinstance(_frame_at(buf, pos, decode), str):
+        if not isinstance(_frame_at(buf, pos, decode, max_record_bytes), str):
             return True
     return False
 
 
 def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
                   decode: Callable[[bytes], Any] = _decode_mutation, *,
-                  zero_fill_is_end: bool = False) -> tuple[list, int]:
+                  zero_fill_is_end: bool = False, max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[list, int]:
     """Records in ``buf`` and the length of its valid prefix (shorter than ``buf`` only for a torn tail, or
     for the zero fill of a preallocated file when ``zero_fill_is_end``: the shared log writes its records
     into space it zero-filled ahead, in any of its segments). Shared with the replica server's shared log,
@@ -180,7 +182,7 @@ def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
     records: list = []
     offset = 0
     while offset < len(buf):
-        found = _frame_at(buf, offset, decode)
+        found = _frame_at(buf, offset, decode, max_record_bytes)
         if isinstance(found, str):
             # A frame's length field is never zero, so no frame starts in the trailing zeros: the search for a
             # valid frame after a bad one stops there (it would otherwise try every offset of a mostly empty
@@ -188,7 +190,7 @@ def parse_records(path: Path, buf: bytes, tail_may_be_torn: bool,
             data_end = len(buf.rstrip(b"\0"))
             if zero_fill_is_end and offset >= data_end:
                 return records, offset
-            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, data_end, decode):
+            if tail_may_be_torn and not _valid_frame_after(buf, offset + 1, data_end, decode, max_record_bytes):
                 return records, offset
             raise WalCorruptionError(path, offset, found)
         record, offset = found

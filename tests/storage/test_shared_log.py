@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 
+import msgpack
 import pytest
 
 from pegasus_node.storage import StorageError, WalCorruptionError
-from pegasus_node.storage.shared_log import ZERO_FILL_BYTES, SharedLog, encode_redo
+from pegasus_node.storage.shared_log import ZERO_FILL_BYTES, SharedLog, redo_entry
+from pegasus_node.storage.wal import frame
 from pegasus_node.storage.wal import WriteAheadLog
 
 from .storage_testutil import mut
@@ -40,8 +42,8 @@ def write_through(tmp_path, shared: SharedLog, decrees, gpid=GPID, with_redo=Tru
         batch = wal.take_batch()
         segment = wal.write_batch(batch, sync=False)
         if with_redo:
-            shared.append(encode_redo(gpid, wal.incarnation, segment.path.name, segment.size - len(batch.data),
-                                      batch.data))
+            shared.append([redo_entry(gpid, wal.incarnation, segment.path.name, segment.size - len(batch.data),
+                                      batch.data)])
     return wal
 
 
@@ -192,8 +194,8 @@ def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypat
     batch = wal.take_batch()
     written = wal.write_batch(batch, sync=False)
     with pytest.raises(StorageError, match="Input/output error"):
-        shared.append(encode_redo(GPID, wal.incarnation, written.path.name, written.size - len(batch.data),
-                                  batch.data))
+        shared.append([redo_entry(GPID, wal.incarnation, written.path.name, written.size - len(batch.data),
+                                  batch.data)])
     monkeypatch.setattr(os, "fdatasync", real_fdatasync)
     assert failures and segment.stat().st_size == durable_end  # its zero fill goes with it
     wal.close()
@@ -215,7 +217,7 @@ def test_segments_are_zero_filled_ahead_and_the_fill_is_not_a_torn_tail(tmp_path
     # Records past the first fill: the fill is extended within the append that needs it.
     big = b"x" * (ZERO_FILL_BYTES // 2)
     for index in range(3):
-        shared.append(encode_redo((9, 9), "gone", f"wal.{1:08d}.{1:020d}.log", index * len(big), big))
+        shared.append([redo_entry((9, 9), "gone", f"wal.{1:08d}.{1:020d}.log", index * len(big), big)])
     assert shared.active_bytes > ZERO_FILL_BYTES
     assert shared.active_bytes < segment.stat().st_size <= shared.active_bytes + ZERO_FILL_BYTES
     shared.rotate()  # a closed segment keeps its fill: recovery must accept it before the last segment too
@@ -268,3 +270,49 @@ def test_a_disk_too_full_for_the_zero_fill_still_takes_the_records(tmp_path, mon
     shared.close()
     assert report.records == 5 and report.torn_tail is None
     assert decrees_in(tmp_path) == [1, 2, 3, 4, 5]
+
+
+def write_unsynced(tmp_path, decrees, gpid=GPID) -> list:
+    """WAL writes without fsync; returns their redo entries (for one shared-log append)."""
+    wal = WriteAheadLog.open(wal_dir(tmp_path, gpid), fsync=False, segment_max_bytes=1 << 20)
+    entries = []
+    for decree in decrees:
+        wal.append(mut(decree, put(decree)))
+        batch = wal.take_batch()
+        segment = wal.write_batch(batch, sync=False)
+        entries.append(redo_entry(gpid, wal.incarnation, segment.path.name, segment.size - len(batch.data),
+                                  batch.data))
+    wal.close()
+    return entries
+
+
+def test_an_append_torn_anywhere_is_a_torn_tail_not_corruption(tmp_path):
+    """A power loss during the last append may keep any of its pages: here its first bytes are lost and its
+    later records survive. It was never acknowledged, so recovery cuts it whole, and starts."""
+    shared, _ = recover(tmp_path)
+    shared.append(write_unsynced(tmp_path, range(1, 4)))
+    durable_end = shared.active_bytes
+    shared.append(write_unsynced(tmp_path, range(4, 12)))  # one append of eight records, several KB
+    shared.close()
+    [segment] = (tmp_path / "slog").glob("slog.*.log")
+    with open(segment, "r+b") as handle:  # its first page never reached the disk: zeros (the fill) remain
+        handle.seek(durable_end)
+        handle.write(bytes(64))
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.records == 3 and report.torn_tail is not None
+    assert decrees_in(tmp_path) == [1, 2, 3]
+
+
+def test_frames_of_one_record_each_from_earlier_versions_are_replayed(tmp_path):
+    (tmp_path / "slog").mkdir()
+    old_format = b"".join(frame(msgpack.packb(entry, use_bin_type=True))
+                          for entry in write_unsynced(tmp_path, range(1, 4)))
+    (tmp_path / "slog" / "slog.00000001.log").write_bytes(old_format)
+    lose_unsynced_bytes(tmp_path)
+
+    shared, report = recover(tmp_path)
+    shared.close()
+    assert report.records == 3 and report.torn_tail is None
+    assert decrees_in(tmp_path) == [1, 2, 3]
