@@ -74,9 +74,10 @@ async def run_compare(reactor: Any, args: argparse.Namespace, on_progress: Progr
 
 def format_compare(doc: dict) -> str:
     lines = [
+        # The server count matters: the ceiling's echo fans out over the same servers as the table's calls.
         f"pegasus-bench compare: table {doc['table']} ({doc['partition_count']} partitions, "
-        f"{doc['replica_count']} replicas), {doc['ops']} ops per run, concurrency {doc['concurrency']}, "
-        f"value {doc['value_size']} B",
+        f"{doc['replica_count']} replicas, primaries on {_servers(len(doc['servers']))}), {doc['ops']} ops per run, "
+        f"concurrency {doc['concurrency']}, value {doc['value_size']} B",
         f"{'round':>5} {'ceiling ops/s':>14} {'set ops/s':>10} {'get ops/s':>10} {'set/ceil':>9} {'get/ceil':>9}",
     ]
     for r in doc["rounds"]:
@@ -85,3 +86,7 @@ def format_compare(doc: dict) -> str:
     lines.append(f"median  set/ceiling {doc['median_set_ratio']:.2f}  get/ceiling {doc['median_get_ratio']:.2f}"
                  f"  errors {doc['error_count']}")
     return "\n".join(lines)
+
+
+def _servers(count: int) -> str:
+    return f"{count} server" if count == 1 else f"{count} servers"

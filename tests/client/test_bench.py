@@ -14,10 +14,11 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.utils import getProcessOutputAndValue
 
 from pegasus_node.bench.cli import UsageError, main, parse_args, run_ceiling, run_kv
+from pegasus_node.bench.compare import format_compare, run_compare
 from pegasus_node.bench.histogram import LatencyRecorder
 from pegasus_node.bench.report import format_text
 from pegasus_node.bench.runner import NOT_FOUND, BenchFailure, run_loops
-from pegasus_node.bench.workloads import KeySpace
+from pegasus_node.bench.workloads import ECHO_METHOD, KeySpace, echo_handler
 from pegasus_node.errors import ErrorCode, PegasusError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,6 +149,22 @@ async def test_get_workload_preloads_and_reports_wrong_values(cluster) -> None:
     assert (doc["preloaded"], doc["ok"], doc["error_count"]) == (60, 60, 0)
     doc = await run_kv(reactor, _kv_args(cluster, "--workload", "get", "--no-preload", "--value-size", "8"))
     assert doc["errors"] == {"WRONG_VALUE": 60} and doc["ok"] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_compare_reports_rounds_ratios_and_the_servers(cluster) -> None:
+    for replica in cluster.replicas:  # the real replica servers serve echo (processes.py)
+        replica.server.register(ECHO_METHOD, echo_handler)
+    _, args = parse_args(["compare", "--meta", cluster.meta_list, "--table", "t", "--ops", "40",
+                          "--concurrency", "4", "--value-size", "16", "--rounds", "2"])
+    doc = await run_compare(reactor, args)
+    primaries = {p.primary for p in cluster.apps["t"].partitions}
+    assert (doc["mode"], doc["table"], doc["error_count"], len(doc["rounds"])) == ("compare", "t", 0, 2)
+    assert sorted(doc["servers"]) == sorted(primaries)
+    for r in doc["rounds"]:
+        assert r["set_ratio"] == r["set_ops_per_second"] / r["ceiling_ops_per_second"] > 0
+    header = format_compare(doc).splitlines()[0]
+    assert f"primaries on {len(primaries)} server" in header and "4 partitions, 3 replicas" in header
 
 
 @pytest_twisted.ensureDeferred
