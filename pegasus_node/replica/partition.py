@@ -8,8 +8,8 @@ storage engine, messages to peer replica servers (one-way, batched per peer: ``P
 meta server, and learner state read from the WAL or a checkpoint.
 A learner gets a checkpoint by name in the learn response and fetches the file in chunks before the core
 sees the response (checkpoint_source.py, checkpoint_download.py): a checkpoint may exceed an RPC frame. It is
-installed on a worker thread, so that a big one cannot stall the reactor (and with it the server's beacons and
-every other replica); the core's effects after the install wait for it, in order.
+installed on a worker thread (checkpoint_install.py), so that a big one cannot stall the reactor (and with it
+the server's beacons and every other replica); the core's effects after the install wait for it, in order.
 
 The storage engine opens with its checkpoint only: the core alone knows which logged mutations are
 committed, so it replays them (``ApplyMutation``) itself.
@@ -21,7 +21,6 @@ import collections
 import itertools
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from twisted.logger import Logger
 
 from pegasus_node.base.turn import call_soon
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.replica import checkpoint_install
 from pegasus_node.replica.checkpoint_download import CheckpointDownloader, DownloadedCheckpoint
 from pegasus_node.replica.checkpoint_source import CheckpointReference, reference_checkpoint
 from pegasus_node.replica.log_writer import ReplicaLog
@@ -289,32 +289,8 @@ class PartitionReplica:
             self._start_install(effect)
 
     def _start_install(self, effect: fx.InstallCheckpoint) -> None:
-        checkpoint, engine = effect.checkpoint, self.engine
-        downloaded = checkpoint if isinstance(checkpoint, DownloadedCheckpoint) else None
-
-        def load() -> tuple:
-            path = None if downloaded is None else downloaded.path
-            try:
-                if path is None:
-                    with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".learn", delete=False) as handle:
-                        path = Path(handle.name)
-                        handle.write(checkpoint)
-                return engine.load_checkpoint_to_install(path), None
-            except PegasusError as exc:
-                return None, exc
-            except OSError as exc:  # writing the inline bytes down (a full disk, say)
-                return None, PegasusError(ErrorCode.ERR_DISK_IO, f"cannot write it to {self.directory}: "
-                                                                 f"{exc.strerror or exc}")
-            finally:
-                if downloaded is None and path is not None:
-                    path.unlink(missing_ok=True)
-
-        def crashed(failure) -> tuple:
-            log.failure("replica {gpid}: installing a learned checkpoint crashed", failure, gpid=self.gpid)
-            return None, PegasusError(ErrorCode.ERR_DISK_IO, failure.getErrorMessage())
-
-        d = threads.deferToThread(load)
-        d.addErrback(crashed)
+        downloaded = effect.checkpoint if isinstance(effect.checkpoint, DownloadedCheckpoint) else None
+        d = checkpoint_install.load_in_thread(self.engine, self.directory, effect.checkpoint, self.gpid)
         d.addCallback(self._install_finished, effect, downloaded)
 
     def _install_finished(self, outcome: tuple, effect: fx.InstallCheckpoint,

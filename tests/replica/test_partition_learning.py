@@ -8,7 +8,7 @@ from twisted.internet import defer, reactor, threads
 
 from pegasus_node.config import NodeConfig
 from pegasus_node.replica.checkpoint_download import DownloadedCheckpoint
-from pegasus_node.replica import partition as partition_module
+from pegasus_node.replica import checkpoint_install
 from pegasus_node.replica.partition import _EFFECT_HANDLERS, ERROR, PartitionReplica
 from pegasus_node.replica.server import ReplicaServer
 from pegasus_node.replication import effects as fx
@@ -151,7 +151,7 @@ async def test_a_full_disk_while_writing_inline_checkpoint_bytes_is_a_clear_erro
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(partition_module.tempfile, "NamedTemporaryFile", no_space)
+    monkeypatch.setattr(checkpoint_install.tempfile, "NamedTemporaryFile", no_space)
     replica.run([fx.InstallCheckpoint(GPID, 10, b"checkpoint bytes")])
     await replica.idle()
     assert replica.status == ERROR
