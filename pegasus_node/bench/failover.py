@@ -2,9 +2,12 @@
 
 It reads the onebox's ``onebox.json``, writes continuously to keys of every partition of the table, kills
 (SIGKILL) the replica server that is primary of partition 0, and measures, for each partition that server
-led, the time from the kill to the first write acknowledged afterwards. The largest of those is the write
-unavailability (failure detection by lease and grace, the new configuration, reconciliation, and the
-client's refresh and retry). With ``--restart`` it then starts the killed server again with its command.
+led, the time from the kill to the first acknowledgement of a write *started* after the kill. The largest of
+those is the write unavailability (failure detection by lease and grace, the new configuration,
+reconciliation, and the client's refresh and retry). A write started before the kill does not count: its
+acknowledgement may be one the dead primary sent just before it died, still on its way. The figure is an
+upper bound by at most one write's latency. With ``--restart`` it then starts the killed server again with
+its command.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ async def run_failover(reactor: Any, args: argparse.Namespace, on_progress=None)
             n = 0
             while not stop:
                 n += 1
+                started = time.monotonic()
                 try:
                     await table.set(key, b"s", b"%d" % n, timeout=args.timeout)
-                    acks.setdefault(pidx, []).append(time.monotonic())
+                    acks.setdefault(pidx, []).append((started, time.monotonic()))
                 except PegasusError:
                     await task.deferLater(reactor, 0.01, lambda: None)
 
@@ -66,7 +70,7 @@ async def run_failover(reactor: Any, args: argparse.Namespace, on_progress=None)
         os.kill(victim["pid"], signal.SIGKILL)
         deadline = killed_at + args.max_wait
         while time.monotonic() < deadline:
-            if all(any(t > killed_at for t in acks.get(p, [])) for p in led):
+            if all(any(started > killed_at for started, _ in acks.get(p, [])) for p in led):
                 break
             await task.deferLater(reactor, 0.05, lambda: None)
         await task.deferLater(reactor, 1.0, lambda: None)
@@ -74,8 +78,8 @@ async def run_failover(reactor: Any, args: argparse.Namespace, on_progress=None)
         await defer.gatherResults(writers)
         gaps = {}
         for p in led:
-            after = [t for t in acks.get(p, []) if t > killed_at]
-            gaps[p] = (after[0] - killed_at) if after else None
+            after = [acked for started, acked in acks.get(p, []) if started > killed_at]
+            gaps[p] = (min(after) - killed_at) if after else None
         restarted_pid = None
         if args.restart:
             # Tied to the onebox's life as its own nodes are: stopping the onebox stops this one too.
