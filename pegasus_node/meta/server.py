@@ -69,6 +69,7 @@ class MetaServer:
         self._event_seq = 0
         self._load()
         self._tick_loop = task.LoopingCall(self.tick)
+        self._expiry_call = None  # the next _on_expiry, when it comes before the next tick
 
     # ----- persistence -----
 
@@ -248,13 +249,40 @@ class MetaServer:
     def tick(self) -> None:
         """Periodic duties: declare servers dead after the grace period, let the guardian cure and balance
         partitions, purge expired dropped tables."""
-        for node in list(self.nodes.values()):
-            if not node.declared_dead and not self.is_alive(node.address):
-                node.declared_dead = True
-                self.record_event("node_dead", f"replica server {node.address} declared dead: no beacon for "
-                                  f"{self.config.grace_seconds:g} s", address=node.address)
+        self._declare_dead()
         self.run_guardian()
         self.purge_expired_apps()
+        self._arm_expiry_check()
+
+    def _declare_dead(self) -> bool:
+        """Mark the servers whose grace period ran out; True when there were any."""
+        newly_dead = False
+        for node in list(self.nodes.values()):
+            if not node.declared_dead and not self.is_alive(node.address):
+                node.declared_dead = newly_dead = True
+                self.record_event("node_dead", f"replica server {node.address} declared dead: no beacon for "
+                                  f"{self.config.grace_seconds:g} s", address=node.address)
+        return newly_dead
+
+    def _arm_expiry_check(self) -> None:
+        """Wake up when the next server's grace period runs out, if that comes before the next tick: the
+        failover then starts at once, not up to a tick later (a tick is a beacon interval, up to 1 s)."""
+        if self._expiry_call is not None and self._expiry_call.active():
+            self._expiry_call.cancel()
+        self._expiry_call = None
+        expiries = [n.last_beacon_at + self.config.grace_seconds for n in self.nodes.values() if not n.declared_dead]
+        if not expiries or not self._tick_loop.running:
+            return
+        delay = max(0.0, min(expiries) - self.clock())
+        if delay < self._tick_loop.interval:
+            # A millisecond late: alive means strictly within the grace period.
+            self._expiry_call = self._tick_loop.clock.callLater(delay + 0.001, self._on_expiry)
+
+    def _on_expiry(self) -> None:
+        self._expiry_call = None
+        if self._declare_dead():
+            self.run_guardian()
+        self._arm_expiry_check()
 
     def purge_expired_apps(self) -> None:
         now = time.time()
@@ -499,6 +527,8 @@ class MetaServer:
     def stop(self) -> None:
         if self._tick_loop.running:
             self._tick_loop.stop()
+        if self._expiry_call is not None and self._expiry_call.active():
+            self._expiry_call.cancel()
         if self.pool is not None:
             self.pool.close()
         self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from twisted.internet import task
 
 from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -179,3 +180,22 @@ def test_an_overtaken_beacon_does_not_replace_newer_reports(tmp_path):
     assert meta.committed[tuple(gpid)] == 9
     assert meta.reports[primary][tuple(gpid)].last_committed_decree == 9
     assert reply["assignments"], "an overtaken beacon is still answered"
+
+
+def test_a_server_is_declared_dead_when_its_grace_runs_out_not_at_the_next_tick(tmp_path):
+    clock = task.Clock()
+    meta = make_meta(tmp_path, clock.seconds, lease_seconds=1.0, grace_seconds=1.5, beacon_interval_seconds=1.0)
+    meta._tick_loop.clock = clock
+    meta._tick_loop.start(1.0, now=False)
+    try:
+        clock.advance(0.2)
+        beacon_all(meta, NODES)  # every grace period now ends at 1.7
+        clock.advance(0.8)  # the tick at 1.0: all alive
+        clock.advance(0.5)
+        meta.on_beacon(NODES[0], [])  # at 1.5: NODES[0] lives on
+        clock.advance(0.202)  # 1.702: before the next tick (2.0)
+        dead = [e.get("address") for e in meta.events_since(0)["events"] if e["kind"] == "node_dead"]
+        assert sorted(dead) == sorted(NODES[1:])
+        assert meta.alive_nodes() == [NODES[0]]
+    finally:
+        meta.stop()
