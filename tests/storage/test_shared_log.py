@@ -14,8 +14,7 @@ import pytest
 
 from pegasus_node.storage import StorageError, WalCorruptionError
 from pegasus_node.storage.shared_log import ZERO_FILL_BYTES, SharedLog, redo_entry
-from pegasus_node.storage.wal import frame
-from pegasus_node.storage.wal import WriteAheadLog
+from pegasus_node.storage.wal import WriteAheadLog, frame
 
 from .storage_testutil import mut
 
@@ -62,11 +61,6 @@ def lose_unsynced_bytes(tmp_path, gpid=GPID) -> None:
             path.unlink()
         else:
             os.truncate(path, 7)
-
-
-def records_end(segment) -> int:
-    """Where a shared log segment's records end and its zero fill starts."""
-    return len(segment.read_bytes().rstrip(b"\0"))
 
 
 def test_redo_brings_back_wal_writes_lost_with_the_page_cache(tmp_path):
@@ -120,10 +114,11 @@ def test_records_of_removed_or_recreated_replicas_are_skipped(tmp_path):
 def test_a_torn_shared_log_tail_is_cut(tmp_path):
     shared, _ = recover(tmp_path)
     write_through(tmp_path, shared, range(1, 4)).close()
+    records_end = shared.active_bytes  # the zero fill starts here
     shared.close()
     [segment] = (tmp_path / "slog").glob("slog.*.log")
     with open(segment, "r+b") as handle:  # a record cut short, where the next append went (the zero fill)
-        handle.seek(records_end(segment))
+        handle.seek(records_end)
         handle.write(b"\x00\x00\x01\x00torn")
 
     shared, report = recover(tmp_path)
@@ -179,7 +174,7 @@ def test_a_failed_fsync_leaves_no_bytes_of_its_append_behind(tmp_path, monkeypat
     shared, _ = recover(tmp_path)
     wal = write_through(tmp_path, shared, range(1, 6))
     segment = next((tmp_path / "slog").glob("slog.*.log"))
-    durable_end = records_end(segment)
+    durable_end = shared.active_bytes
     real_fdatasync = os.fdatasync
     failures = []
 
@@ -212,8 +207,8 @@ def test_segments_are_zero_filled_ahead_and_the_fill_is_not_a_torn_tail(tmp_path
     shared, _ = recover(tmp_path, rotate_bytes=1 << 20)
     write_through(tmp_path, shared, range(1, 4)).close()
     [segment] = (tmp_path / "slog").glob("slog.*.log")
-    assert records_end(segment) == shared.active_bytes
     assert shared.active_bytes < segment.stat().st_size <= shared.active_bytes + ZERO_FILL_BYTES
+    assert not any(segment.read_bytes()[shared.active_bytes:])  # the fill
     # Records past the first fill: the fill is extended within the append that needs it.
     big = b"x" * (ZERO_FILL_BYTES // 2)
     for index in range(3):
@@ -237,12 +232,13 @@ def test_a_torn_record_in_the_zero_fill_of_an_earlier_segment_is_corruption(tmp_
     # Only the last segment may end torn: an earlier one was complete when the next one started.
     shared, _ = recover(tmp_path)
     write_through(tmp_path, shared, range(1, 3)).close()
+    first_end = shared.active_bytes
     shared.rotate()
     write_through(tmp_path, shared, range(3, 5)).close()
     shared.close()
     first = sorted((tmp_path / "slog").glob("slog.*.log"))[0]
     with open(first, "r+b") as handle:
-        handle.seek(records_end(first))
+        handle.seek(first_end)
         handle.write(b"\x00\x00\x01\x00torn")
 
     with pytest.raises(WalCorruptionError):
