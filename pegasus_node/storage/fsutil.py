@@ -1,4 +1,4 @@
-"""Small durable-filesystem helpers shared by the WAL and the checkpoints."""
+"""Small durable-filesystem helpers shared by the WAL, the shared log and the checkpoints."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (pwrite may write less than asked), one system call in the usual case."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def lock_directory(directory: Path, holder: str) -> int:

@@ -42,7 +42,7 @@ from typing import Callable, NamedTuple
 import msgpack
 
 from .errors import StorageError
-from .fsutil import fsync_dir, lock_directory
+from .fsutil import fsync_dir, lock_directory, write_at
 from .wal import frame, parse_records, read_incarnation, segment_seq
 
 DEFAULT_SHARED_LOG_ROTATE_BYTES = 32 << 20
@@ -53,13 +53,6 @@ _SEGMENT_NAME = re.compile(r"slog\.(\d{8})\.log")
 # the zeros after the last record as the end of the segment, not as a torn tail.
 ZERO_FILL_BYTES = 1 << 20
 _ZEROS = bytes(ZERO_FILL_BYTES)
-
-
-def _write_at(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
 
 
 class RedoRecord(NamedTuple):
@@ -204,7 +197,7 @@ class SharedLog:
                 self._open_segment()
             start = self.active_bytes
             try:
-                _write_at(self._fd, data, start)
+                write_at(self._fd, data, start)
                 end = start + len(data)
                 if self._fsync and end > self._zero_filled_end:
                     self._zero_fill_after(end)
@@ -224,7 +217,7 @@ class SharedLog:
         less time and CPU per fsync, and half the context switches). Only a speed-up: on a disk too full for
         the fill, the records still go in, and the next append tries again."""
         try:
-            _write_at(self._fd, _ZEROS, end)
+            write_at(self._fd, _ZEROS, end)
         except OSError:
             return
         self._zero_filled_end = end + ZERO_FILL_BYTES
@@ -307,7 +300,7 @@ def _redo_one(wal_dir: Path, records: list[RedoRecord], fsync: bool) -> int:
             continue  # garbage-collected after a checkpoint covered it
         fd = os.open(wal_dir / record.segment, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            os.pwrite(fd, record.data, record.offset)
+            write_at(fd, record.data, record.offset)
         finally:
             os.close(fd)
         touched.add(record.segment)

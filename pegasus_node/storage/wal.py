@@ -32,7 +32,7 @@ from sortedcontainers import SortedDict
 from pegasus_node.errors import ErrorCode, PegasusError
 
 from .errors import StorageError, WalCorruptionError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_at
 from .mutation import Mutation
 
 FRAME_HEADER = struct.Struct(">II")
@@ -366,10 +366,7 @@ class WriteAheadLog:
         start = segment.size
         try:
             # pwrite: one system call (and one release of the GIL) per batch, not a seek and a write.
-            view, offset = memoryview(data), start
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
+            write_at(fd, data, start)
             if sync and self._fsync:
                 os.fsync(fd)
         except OSError:
