@@ -245,6 +245,7 @@ class ReplicationOptions:
     group_check_seconds: float = 1.0  # the primary's periodic commit-point broadcast and liveness probe
     learn_retry_seconds: float = 2.0  # a learner re-asks when a learn round got no answer or stalled
     meta_request_retry_seconds: float = 1.0  # re-send a remove/upgrade request until the ballot moves
+    follower_read_timeout_seconds: float = 3.0  # a follower read the edge gave no deadline waits at most this long
     keep_committed_mutations: int = 256  # committed mutations kept in memory for lagging members and learners
     max_buffered_prepares: int = 1024  # out-of-order prepares (and those arriving while learning) kept
     # A learn response carries at most this many bytes of mutations (at least one): a learner far behind
@@ -258,6 +259,6 @@ class ReplicationOptions:
             if getattr(self, name) < 1:
                 raise ValueError(f"replication option {name} must be >= 1, got {getattr(self, name)}")
         for name in ("prepare_retry_seconds", "prepare_timeout_seconds", "group_check_seconds",
-                     "learn_retry_seconds", "meta_request_retry_seconds"):
+                     "learn_retry_seconds", "meta_request_retry_seconds", "follower_read_timeout_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"replication option {name} must be > 0, got {getattr(self, name)}")

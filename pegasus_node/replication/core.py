@@ -29,6 +29,7 @@ from pegasus_node.replication.effects import (
     StatusChanged,
 )
 from pegasus_node.replication.follower import FollowerRole
+from pegasus_node.replication.follower_reads import FollowerReads, answer_read_index
 from pegasus_node.replication.messages import (
     GroupCheck,
     GroupCheckReply,
@@ -37,6 +38,8 @@ from pegasus_node.replication.messages import (
     Message,
     Prepare,
     PrepareAck,
+    ReadIndexReply,
+    ReadIndexRequest,
     StaleBallot,
 )
 from pegasus_node.replication.prepare_log import PrepareLog
@@ -82,6 +85,7 @@ class ReplicaCore:
         self.clients = ClientBook(gpid)
         self.primary: PrimaryRole | None = None
         self.follower = FollowerRole(self)
+        self.reads = FollowerReads(self)
         self.error_reason = ""
 
     # ------------------------------------------------------------------------------------------ queries
@@ -147,7 +151,23 @@ class ReplicaCore:
         return self.flush(now) if flush else []
 
     def flush(self, now: float) -> list:
-        return self.primary.pump(now) if self.primary is not None else []
+        """End of the edge's turn: the queued client writes become mutations, the follower reads one request."""
+        effects = self.primary.pump(now) if self.primary is not None else []
+        if self.reads.unsent:
+            effects.extend(self.reads.flush())
+        return effects
+
+    def on_follower_read(self, now: float, read_id: Hashable, *, deadline: float | None = None,
+                         flush: bool = True) -> list:
+        """A client read sent to this replica as a follower read (follower_reads.py). The answer is a ``ReplyRead``
+        effect, now or later; on ERR_OK the edge reads its applied state at once. With ``flush=False`` the read
+        waits for ``flush``, so that the reads of one reactor turn share one request to the primary."""
+        if deadline is None:
+            deadline = now + self.options.follower_read_timeout_seconds
+        effects = self.reads.add(now, read_id, deadline)
+        if flush:
+            effects.extend(self.flush(now))
+        return effects
 
     def on_log_durable(self, now: float, seq: int) -> list:
         if not self.log.mark_durable(seq):
@@ -164,6 +184,8 @@ class ReplicaCore:
         self.applied = decree
         replies = self.clients.applied(decree, results)
         self.log.forget_upto(self.applied - self.options.keep_committed_mutations)
+        if self.reads.waiting:
+            replies.extend(self.reads.release())
         return replies
 
     def on_learn_state_loaded(self, now: float, load_id: int, checkpoint_decree: int, checkpoint: object,
@@ -175,6 +197,7 @@ class ReplicaCore:
     def on_tick(self, now: float) -> list:
         """Call regularly (every ~0.1 s): group checks, retries, timeouts, learning retries."""
         effects = self.clients.expire(now)
+        effects.extend(self.reads.expire(now))
         if self.primary is not None:
             effects.extend(self.primary.tick(now))
         elif self.status in _FOLLOWING:
@@ -187,7 +210,8 @@ class ReplicaCore:
             return []
         old, self.status, self.error_reason = self.status, PartitionStatus.ERROR, reason
         self.primary = None
-        return self.clients.fail_all() + [StatusChanged(self.gpid, self.ballot, old, self.status)]
+        return (self.clients.fail_all() + self.reads.fail_all(ErrorCode.ERR_INVALID_STATE)
+                + [StatusChanged(self.gpid, self.ballot, old, self.status)])
 
     def on_message(self, now: float, message: Message) -> list:
         if message.gpid != self.gpid:
@@ -196,12 +220,19 @@ class ReplicaCore:
             return []
         if isinstance(message, StaleBallot):
             return self.on_config(now, message.config)
+        if isinstance(message, ReadIndexRequest):
+            effects = answer_read_index(self, now, message)
+            if message.ballot < self.ballot and self.config is not None:
+                effects.append(Send(message.sender, StaleBallot(self.gpid, self.ballot, self.address, self.config)))
+            return effects
         if message.ballot < self.ballot:
             if self.config is None:
                 return []
             return [Send(message.sender, StaleBallot(self.gpid, self.ballot, self.address, self.config))]
         if isinstance(message, _FROM_PRIMARY):
             return self._from_primary(now, message)
+        if isinstance(message, ReadIndexReply):
+            return self.reads.on_reply(now, message)
         if message.ballot > self.ballot or self.primary is None:
             return []  # our next message to the sender gets a StaleBallot back, with the new config
         if isinstance(message, PrepareAck):
@@ -257,6 +288,8 @@ class ReplicaCore:
 
     def _adopt(self, now: float, config: PartitionConfiguration, *, persist: bool, may_lead: bool) -> list:
         effects: list = [PersistBallot(self.gpid, config.ballot)] if persist else []
+        # Follower reads asked under the old configuration are answered no more (the client asks the primary).
+        effects.extend(self.reads.fail_all(ErrorCode.ERR_INVALID_STATE))
         old = self.status
         self.ballot = config.ballot
         self.config = config

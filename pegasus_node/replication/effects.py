@@ -83,6 +83,18 @@ class ReplyClient:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyRead:
+    """Answer a follower read (``on_follower_read``). ``error`` ERR_OK: read the applied state now; it holds
+    every write acknowledged before the read arrived. ERR_INVALID_STATE: this replica may not serve it (not a
+    secondary, its primary refused, or the configuration changed): retry at the primary. ERR_TIMEOUT: no
+    commit point came in time."""
+
+    gpid: Gpid
+    read_id: Hashable
+    error: ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
 class ReportToMeta:
     """Send this request to the meta server (``Guardian.handle_request`` decides it)."""
 
@@ -112,5 +124,5 @@ class StatusChanged:
     new: PartitionStatus
 
 
-Effect = (PersistBallot | AppendLog | InstallCheckpoint | ApplyMutation | Send | ReplyClient | ReportToMeta
-          | LoadLearnState | StatusChanged)
+Effect = (PersistBallot | AppendLog | InstallCheckpoint | ApplyMutation | Send | ReplyClient | ReplyRead
+          | ReportToMeta | LoadLearnState | StatusChanged)

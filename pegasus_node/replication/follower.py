@@ -129,14 +129,20 @@ class FollowerRole:
     def on_group_check(self, now: float, check: GroupCheck) -> list:
         core = self.core
         self.primary_last_prepared = max(self.primary_last_prepared, check.last_prepared)
+        effects = self.on_primary_commit_point(now, check.committed)
+        reply = GroupCheckReply(core.gpid, core.ballot, core.address, core.status, self.ack_point, self.learning)
+        effects.append(Send(check.sender, reply))
+        return effects
+
+    def on_primary_commit_point(self, now: float, committed: int) -> list:
+        """The current primary's commit point, from a group check or a read index reply."""
+        core = self.core
         effects: list = []
         if not self.learning:
             if core.status is PartitionStatus.SECONDARY:
-                self._trust_primary_commit(now, check.committed)
+                self._trust_primary_commit(now, committed)
                 effects.extend(self._drain(now))
-            effects.extend(core.commit_to(min(check.committed, self.valid_end)))
-        reply = GroupCheckReply(core.gpid, core.ballot, core.address, core.status, self.ack_point, self.learning)
-        effects.append(Send(check.sender, reply))
+            effects.extend(core.commit_to(min(committed, self.valid_end)))
         return effects
 
     # ----------------------------------------------------------------------------------------- learning

@@ -12,6 +12,8 @@ Flow (see the package docstring for the whole protocol):
     primary ◄─GroupCheckReply── secondary / learner
     learner ──LearnRequest─────► primary                  ("I hold everything committed up to d")
     learner ◄─LearnResponse──── primary                  (checkpoint and/or mutations from d + 1 on)
+    secondary ─ReadIndexRequest─► primary                ("what is your commit point?", for follower reads)
+    secondary ◄─ReadIndexReply── primary                 (the commit point, if it serves with a valid lease)
     anyone  ◄─StaleBallot────── anyone                   ("your ballot is old; here is my config")
 """
 
@@ -23,6 +25,7 @@ from typing import Any, Callable, ClassVar, NamedTuple
 
 import msgpack
 
+from pegasus_node.errors import ErrorCode
 from pegasus_node.replication.config import (
     Gpid,
     PartitionConfiguration,
@@ -71,6 +74,14 @@ def _decode_status(data: dict, name: str, what: str) -> PartitionStatus:
         raise WireFormatError(f"{what}: unknown status {data[name]!r}") from None
 
 
+def _decode_error(data: dict, name: str, what: str) -> ErrorCode:
+    code = wire_field(data, name, int, what)
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        raise WireFormatError(f"{what}: unknown error code {code}") from None
+
+
 def _decode_any(data: dict, name: str, what: str) -> Any:
     if name not in data:
         raise WireFormatError(f"{what}: missing field {name!r}")
@@ -101,6 +112,7 @@ _KINDS: dict[str, _Kind] = {
                                                             for raw in wire_field(data, name, (list, tuple), what)),
                        lambda mutations: [m.encode() for m in mutations]),
     "status": _Kind(None, _decode_status, lambda status: status.value),
+    "error": _Kind(None, _decode_error, int),
 }
 
 
@@ -237,16 +249,46 @@ class StaleBallot(_Message):
     config: PartitionConfiguration
 
 
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest(_Message):
+    """A secondary asks its primary for the commit point, for the follower reads it received since its last
+    request (one request for all of them)."""
+
+    TYPE: ClassVar[str] = "read_index_request"
+    WIRE: ClassVar[dict[str, str]] = {**_COMMON, "request_id": "int"}
+    gpid: Gpid
+    ballot: int
+    sender: str
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexReply(_Message):
+    """The primary's commit point when the request arrived (``error`` ERR_OK), given only while it serves with a
+    valid lease and has reconciled; otherwise ``error`` says why not and ``committed`` is 0."""
+
+    TYPE: ClassVar[str] = "read_index_reply"
+    WIRE: ClassVar[dict[str, str]] = {**_COMMON, "request_id": "int", "committed": "int", "error": "error"}
+    gpid: Gpid
+    ballot: int
+    sender: str
+    request_id: int
+    committed: int
+    error: ErrorCode
+
+
 MESSAGE_TYPES: dict[str, type] = {
     cls.TYPE: cls
-    for cls in (Prepare, PrepareAck, GroupCheck, GroupCheckReply, LearnRequest, LearnResponse, StaleBallot)
+    for cls in (Prepare, PrepareAck, GroupCheck, GroupCheckReply, LearnRequest, LearnResponse, StaleBallot,
+                ReadIndexRequest, ReadIndexReply)
 }
 
 for _cls in MESSAGE_TYPES.values():
     if tuple(_cls.WIRE) != tuple(f.name for f in dataclasses.fields(_cls)):
         raise TypeError(f"{_cls.__name__}.WIRE must list its fields in declaration order")
 
-Message = Prepare | PrepareAck | GroupCheck | GroupCheckReply | LearnRequest | LearnResponse | StaleBallot
+Message = (Prepare | PrepareAck | GroupCheck | GroupCheckReply | LearnRequest | LearnResponse | StaleBallot
+           | ReadIndexRequest | ReadIndexReply)
 
 
 def decode_message(data: Any) -> Message:

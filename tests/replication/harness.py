@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pegasus_node.errors import ErrorCode
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration, ReplicationOptions
 from pegasus_node.replication.core import ReplicaCore
@@ -34,6 +35,7 @@ class Harness:
         self.appended: dict[str, list[Mutation]] = {a: [] for a in self.addresses}
         self.applied: dict[str, list[int]] = {a: [] for a in self.addresses}
         self.replies: list[fx.ReplyClient] = []
+        self.reads: list[tuple[str, fx.ReplyRead, bytes | None]] = []  # (replica, answer, value read then)
         self.reports: list[fx.ReportToMeta] = []
         self.loads: list[tuple[str, fx.LoadLearnState]] = []
         self.ballots: dict[str, int] = {}
@@ -56,6 +58,9 @@ class Harness:
                 self.run(address, self.cores[address].on_apply_finished(self.now, effect.mutation.decree, results))
             elif isinstance(effect, fx.ReplyClient):
                 self.replies.append(effect)
+            elif isinstance(effect, fx.ReplyRead):
+                value = self.value(address) if effect.error == ErrorCode.ERR_OK else None
+                self.reads.append((address, effect, value))
             elif isinstance(effect, fx.ReportToMeta):
                 self.reports.append(effect)
             elif isinstance(effect, fx.LoadLearnState):
@@ -78,6 +83,11 @@ class Harness:
     def write(self, address: str, request_id: object, value: bytes, *, key: bytes = b"k", flush: bool = True) -> list:
         core = self.cores[address]
         return self.run(address, core.on_client_write(self.now, request_id, [put_op(key, b"s", value)], flush=flush))
+
+    def follower_read(self, address: str, read_id: object, *, flush: bool = True,
+                      deadline: float | None = None) -> list:
+        return self.run(address, self.cores[address].on_follower_read(self.now, read_id, deadline=deadline,
+                                                                      flush=flush))
 
     def deliver(self, *, to: str | None = None, kind: type | None = None, drop: bool = False) -> int:
         """Deliver (or drop) the queued messages that match, in order. Returns how many."""

@@ -2,7 +2,8 @@
 linearizability checker.
 
 A client routes by its cached configuration (asked from the meta server over the network), sends one
-request at a time with a timeout, and refreshes the configuration after any failure. What enters the
+request at a time with a timeout, and refreshes the configuration after any failure. In some runs, a share
+of the gets go to a secondary as follower reads, which must be just as linearizable. What enters the
 history: every get that returned a value; every set or check-and-set that succeeded, or whose outcome is
 unknown (a timeout, or ERR_TIMEOUT from a primary that stepped down). Writes refused before they were
 prepared (ERR_INVALID_STATE, ERR_OBJECT_NOT_FOUND) definitely did not happen and are left out.
@@ -31,6 +32,7 @@ class SimClient:
         self.address = f"client{index}"
         self.index = index
         self.routes: dict[tuple, str] = {}
+        self.secondaries: dict[tuple, tuple[str, ...]] = {}
         self.counter = 0
         self.pending: dict | None = None
         self.seen: dict[tuple, bytes | None] = {}
@@ -55,8 +57,13 @@ class SimClient:
         value = f"{self.index}.{self.counter}".encode()
         roll = rng.random()
         deadline = self.world.now + self.sim.params.client_timeout
+        target = primary
         if roll < 0.4:
             op, packet = kv_get(key), ("read", request_id, gpid, key)
+            secondaries = self.secondaries.get(gpid)
+            if self.sim.params.follower_reads and secondaries and rng.random() < self.sim.params.follower_reads:
+                target = rng.choice(secondaries)
+                packet = ("follower_read", request_id, gpid, key, deadline)
         elif roll < 0.75:
             op, packet = kv_set(key, value), ("write", request_id, gpid, [put_op(*key, value)], deadline)
         else:
@@ -65,8 +72,9 @@ class SimClient:
             write = cas_op(key[0], key[1], check, expected or b"", key[1], value)
             op, packet = kv_cas(key, expected, value), ("write", request_id, gpid, [write], deadline)
         self.pending = {"id": request_id, "op": op, "call": self.world.now, "gpid": gpid}
-        self.world.note(self.address, f"-> {primary}: {op.kind} {key[0].decode()} {value.decode()}")
-        self.sim.network.send(self.address, primary, packet, may_duplicate=False)
+        self.world.note(self.address, f"-> {target}: {packet[0] if op.kind == 'get' else op.kind} "
+                                      f"{key[0].decode()} {value.decode()}")
+        self.sim.network.send(self.address, target, packet, may_duplicate=False)
         self.world.after(self.sim.params.client_timeout, self.address, self._timeout, request_id)
 
     def _finish(self, ok: bool, output: object = _NOTHING) -> None:
@@ -107,7 +115,9 @@ class SimClient:
     def _on_packet(self, src: str, payload: tuple) -> None:
         kind = payload[0]
         if kind == "configs":
-            self.routes = {c.gpid: c.primary for c in map(PartitionConfiguration.from_wire, payload[1])}
+            configs = [PartitionConfiguration.from_wire(c) for c in payload[1]]
+            self.routes = {c.gpid: c.primary for c in configs}
+            self.secondaries = {c.gpid: c.secondaries for c in configs}
             if self.pending is None:
                 self.refreshes += 1  # the answer came: cancel the retry
                 self.world.after(0.001, self.address, self._next)

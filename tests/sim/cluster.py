@@ -41,6 +41,7 @@ class SimParams:
     options: ReplicationOptions
     faults: NetworkFaults
     batch_per_turn: bool
+    follower_reads: float = 0.0  # the share of gets sent to a secondary as follower reads
     beacon: float = 0.2
     lease: float = 0.8
     grace: float = 1.0
@@ -89,6 +90,7 @@ class SimParams:
                      level=rng.choice([MetaLevel.STEADY, MetaLevel.LIVELY]))
         if chaos_seconds is not None:
             params.chaos_seconds = chaos_seconds
+        params.follower_reads = later.choice([0.0, 0.5, 0.5])
         return params
 
 

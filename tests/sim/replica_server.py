@@ -48,6 +48,7 @@ class SimReplicaServer:
         self.last_seq: dict[tuple, int] = {}
         self.syncing: set[tuple] = set()
         self.flush_due: set[tuple] = set()
+        self.follower_reads: dict[tuple, tuple[str, tuple]] = {}  # request id -> (client, key)
         self.lease = ReplicaLease(self.sim.params.lease)
         self.sim.network.register(self.address, self._on_packet)
         for gpid, disk in sorted(self.disks.items()):
@@ -134,6 +135,12 @@ class SimReplicaServer:
             self.sim.checker.on_apply(self.address, gpid, effect.mutation)
             results = self.machines[gpid].apply(effect.mutation)
             return core.on_apply_finished(now, effect.mutation.decree, results)
+        elif isinstance(effect, fx.ReplyRead):
+            self.sim.counters[f"follower_read_{effect.error.name}"] += 1
+            client, key = self.follower_reads.pop(effect.read_id)
+            value = self.machines[gpid].get(*key) if effect.error == ErrorCode.ERR_OK else None
+            self.sim.network.send(self.address, client, ("reply", effect.read_id, int(effect.error), 0, (), value),
+                                  may_duplicate=False)
         elif isinstance(effect, fx.ReplyClient):
             self.sim.counters[f"reply_{effect.error.name}"] += 1
             if effect.error == ErrorCode.ERR_OK:
@@ -227,6 +234,8 @@ class SimReplicaServer:
             self._client_write(*payload[1:])
         elif kind == "read":
             self._client_read(src, *payload[1:])
+        elif kind == "follower_read":
+            self._client_follower_read(src, *payload[1:])
         else:
             raise AssertionError(f"unknown packet {kind}")
 
@@ -239,7 +248,22 @@ class SimReplicaServer:
             return
         batching = self.sim.params.batch_per_turn
         self._run(gpid, core.on_client_write(self.world.now, request_id, writes, deadline=deadline, flush=not batching))
-        if batching and gpid not in self.flush_due:
+        self._flush_at_end_of_turn(gpid)
+
+    def _client_follower_read(self, src: str, request_id: tuple, gpid: tuple, key: tuple, deadline: float) -> None:
+        core = self.cores.get(gpid)
+        if core is None:
+            self.sim.network.send(self.address, src,
+                                  ("reply", request_id, int(ErrorCode.ERR_OBJECT_NOT_FOUND), 0, (), None),
+                                  may_duplicate=False)
+            return
+        self.follower_reads[request_id] = (src, key)
+        batching = self.sim.params.batch_per_turn
+        self._run(gpid, core.on_follower_read(self.world.now, request_id, deadline=deadline, flush=not batching))
+        self._flush_at_end_of_turn(gpid)
+
+    def _flush_at_end_of_turn(self, gpid: tuple) -> None:
+        if self.sim.params.batch_per_turn and gpid not in self.flush_due:
             self.flush_due.add(gpid)  # like a reactor's callLater(0): one flush for the writes of this turn
             self._later(0.0, self._flush, gpid)
 
