@@ -12,7 +12,7 @@ from pegasus_node.client.invoker import PartitionInvoker
 from pegasus_node.client.meta_session import MetaSession
 from pegasus_node.client.partition_cache import PartitionConfigCache
 from pegasus_node.client.table import Table
-from pegasus_node.client.validation import DEFAULT_MAX_VALUE_BYTES, int_arg, timeout_arg
+from pegasus_node.client.validation import DEFAULT_MAX_VALUE_BYTES, bool_arg, int_arg, timeout_arg
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
@@ -51,7 +51,7 @@ class Client:
             meta_list, pool=pool, clock=reactor, timeout=self.timeout, check_open=self._check_open
         )
         self._caches: dict[str, PartitionConfigCache] = {}
-        self._invokers: dict[tuple[str, float], PartitionInvoker] = {}
+        self._invokers: dict[tuple[str, float, bool], PartitionInvoker] = {}
 
     @property
     def meta_servers(self) -> list[str]:
@@ -75,7 +75,7 @@ class Client:
             raise ClientClosedError()
 
     def open_table(
-        self, name: str, *, timeout: float | None = None, backup_request_delay_ms: int = 0
+        self, name: str, *, timeout: float | None = None, backup_request_delay_ms: int = 0, follower_read: bool = False
     ) -> Deferred:
         """Fire with a :class:`Table` once its partition configuration is known.
 
@@ -83,32 +83,40 @@ class Client:
         ``backup_request_delay_ms`` > 0 enables backup requests for reads: a read the primary has not
         answered after that many ms is also sent to one random secondary, and the first reply wins
         (the secondary's may be slightly stale). <= 0 disables them.
+        ``follower_read``: reads go to a random secondary, which answers once it has applied its primary's
+        commit point (as fresh as a read from the primary: linearizable, one round trip between the replica
+        servers more); a read it cannot serve is retried at the primary. It spreads reads over the replicas;
+        it takes precedence over backup requests.
         Fails with :class:`TableNotFoundError` for an unknown table.
         """
-        return ensureDeferred(self._open_table(name, timeout, backup_request_delay_ms))
+        return ensureDeferred(self._open_table(name, timeout, backup_request_delay_ms, follower_read))
 
-    async def _open_table(self, name: str, timeout: float | None, backup_request_delay_ms: int) -> Table:
+    async def _open_table(self, name: str, timeout: float | None, backup_request_delay_ms: int,
+                          follower_read: bool) -> Table:
         self._check_open()
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("table name must be a non-empty str")
         table_timeout = timeout_arg(timeout, self.timeout)
         delay_ms = int_arg("backup_request_delay_ms", backup_request_delay_ms)
+        follower_read = bool_arg("follower_read", follower_read)
         cache = self._caches.get(name)
         if cache is None:
             cache = self._caches[name] = PartitionConfigCache(self.meta, name)
         # The meta session's own deadline error names the last failure (say, connection refused).
         await cache.refresh(timeout=table_timeout)
         delay_seconds = max(delay_ms, 0) / 1000.0
-        invoker = self._invokers.get((name, delay_seconds))
+        key = (name, delay_seconds, follower_read)
+        invoker = self._invokers.get(key)
         if invoker is None:
             invoker = PartitionInvoker(
                 pool=self._pool,
                 clock=self._reactor,
                 cache=cache,
                 backup_delay_seconds=delay_seconds,
+                follower_read=follower_read,
                 check_open=self._check_open,
             )
-            self._invokers[(name, delay_seconds)] = invoker
+            self._invokers[key] = invoker
         return Table(
             name=name,
             invoker=invoker,

@@ -1,4 +1,5 @@
-"""Send one table's requests to the right replica: routing, retries, configuration refresh, backup requests."""
+"""Send one table's requests to the right replica: routing, retries, configuration refresh, backup requests and
+follower reads."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class InvokerStats:
     attempts: int = 0
     retries: int = 0
     backup_requests: int = 0
+    follower_reads: int = 0  # reads sent to a secondary as follower reads
 
 
 class PartitionInvoker:
@@ -39,6 +41,7 @@ class PartitionInvoker:
         clock: Any,
         cache: PartitionConfigCache,
         backup_delay_seconds: float = 0.0,
+        follower_read: bool = False,
         check_open: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
@@ -46,6 +49,7 @@ class PartitionInvoker:
         self._clock = clock
         self.cache = cache
         self.backup_delay_seconds = backup_delay_seconds
+        self.follower_read = follower_read
         self.stats = InvokerStats()
 
     async def call(
@@ -63,7 +67,7 @@ class PartitionInvoker:
         """Send ``body`` (plus its ``gpid``) to the primary of the partition of ``hash_key`` (or ``partition``).
 
         Retries until the deadline as :mod:`pegasus_node.client.retry` allows; reads may also go to a
-        secondary as a backup request. Raises the replica's error, :class:`PegasusTimeoutError`,
+        secondary as a backup request, or first to a secondary as a follower read (retries go to the primary). Raises the replica's error, :class:`PegasusTimeoutError`,
         :class:`AmbiguousResultError` or :class:`TableNotFoundError`. ``after_first_attempt``: the retriable
         error of a first attempt that ``start`` made, and the configuration version it found stale.
         """
@@ -72,6 +76,7 @@ class PartitionInvoker:
         last_error: BaseException | None = None
         stale_version: int | None = None  # the configuration version that an attempt found out of date
         first = True
+        follower = after_first_attempt is None  # only an operation's first attempt may be a follower read
         if after_first_attempt is not None:
             last_error, stale_version = after_first_attempt
             first = False
@@ -109,9 +114,10 @@ class PartitionInvoker:
                 continue
             try:
                 return await self._attempt(config, part, method, body, deadline, deadline.remaining(), read,
-                                           idempotent)
+                                           idempotent, follower)
             except PegasusError as e:
                 last_error = e
+                follower = False
                 stale_version = self._judge_failure(e, operation, config, idempotent=idempotent)
                 await backoff.sleep(self._clock, deadline)
 
@@ -140,7 +146,7 @@ class PartitionInvoker:
             if remaining > 0:
                 part = config.partition_of(hash_key)
                 if part.primary:
-                    d = self._attempt(config, part, method, body, deadline, remaining, read, idempotent)
+                    d = self._attempt(config, part, method, body, deadline, remaining, read, idempotent, True)
                     retry_args = (method, body, deadline, hash_key, config, read, idempotent, on_reply)
                     if on_reply is None:
                         return d.addErrback(self._retry_first_attempt, *retry_args)
@@ -151,12 +157,16 @@ class PartitionInvoker:
         return d if on_reply is None else d.addCallback(on_reply)
 
     def _attempt(self, config: TableConfig, part: PartitionInfo, method: str, body: dict, deadline: Deadline,
-                 remaining: float, read: bool, idempotent: bool) -> Deferred:
-        """One try at the partition's primary (raced with a backup request, for a read); ``remaining``: the
-        deadline's remaining seconds, just read."""
+                 remaining: float, read: bool, idempotent: bool, follower: bool) -> Deferred:
+        """One try at the partition's primary (raced with a backup request, for a read), or at a secondary for
+        a read that may be a ``follower`` read; ``remaining``: the deadline's remaining seconds, just read."""
         body["gpid"] = [config.app_id, part.index]
         self.stats.attempts += 1
         attempt_timeout = attempt_timeout_seconds(deadline, remaining, idempotent)
+        if read and follower and self.follower_read and part.secondaries:
+            self.stats.follower_reads += 1
+            secondary = random.choice(part.secondaries)
+            return self._pool.call(secondary, method, dict(body, follower_read=True), attempt_timeout)
         if read and self.backup_delay_seconds > 0 and part.secondaries:
             return self._race_with_backup(part, method, body, deadline, attempt_timeout)
         return self._pool.call(part.primary, method, body, attempt_timeout)

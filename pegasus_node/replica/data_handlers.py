@@ -19,7 +19,9 @@ GPID = {"gpid": list}
 KEY = {"gpid": list, "hash_key": bytes, "sort_key": bytes}
 PUT = {**KEY, "value": bytes}
 TTL = {"ttl_seconds": int}
-BACKUP_REQUEST = {"backup_request": bool}
+# backup_request: a secondary may answer from its possibly stale state (seed 000). follower_read: a secondary
+# answers once it has applied its primary's commit point (linearizable, replication/follower_reads.py).
+READ_OPTIONS = {"backup_request": bool, "follower_read": bool}
 
 
 def expire_at(ttl_seconds: int, *, allow_clear: bool = False) -> int:
@@ -51,8 +53,9 @@ class DataHandlers:
     def __init__(self, lookup, max_value_bytes: int) -> None:
         self.lookup = lookup
         self.max_value_bytes = max_value_bytes
-        # Totals since start; the monitor turns them into ops/s between two polls.
-        self.counters = {"reads": 0, "writes": 0}
+        # Totals since start; the monitor turns reads and writes into ops/s between two polls. follower_reads:
+        # the reads among them that this server served as a secondary, linearizably.
+        self.counters = {"reads": 0, "writes": 0, "follower_reads": 0}
 
     def register(self, server) -> None:
         for kind, names in (("writes", self.WRITES), ("reads", self.READS)):
@@ -76,8 +79,16 @@ class DataHandlers:
     def _write(self, body: dict, op: dict, fields: tuple[str, ...] = DECREE) -> defer.Deferred:
         return self.lookup(body["gpid"]).submit(op).addCallback(_reply_fields, fields)
 
-    def _read_engine(self, body: dict):
-        return self.lookup(body["gpid"]).readable_engine(body.get("backup_request", False))
+    def _read(self, body: dict, read):
+        """``read(engine)`` -> the reply: at once, or for a follower read once this replica may serve it."""
+        replica = self.lookup(body["gpid"])
+        if body.get("follower_read"):
+            return replica.follower_read().addCallback(self._served_follower_read, read)
+        return read(replica.readable_engine(body.get("backup_request", False)))
+
+    def _served_follower_read(self, engine, read):
+        self.counters["follower_reads"] += 1
+        return read(engine)
 
     # ----- writes -----
 
@@ -132,46 +143,58 @@ class DataHandlers:
     # ----- reads -----
 
     def get(self, body, ctx):
-        b = expect(body, KEY, optional=BACKUP_REQUEST)
-        return {"value": self._read_engine(b).get(b["hash_key"], b["sort_key"])}
+        b = expect(body, KEY, optional=READ_OPTIONS)
+        return self._read(b, lambda engine: {"value": engine.get(b["hash_key"], b["sort_key"])})
 
     def exist(self, body, ctx):
-        b = expect(body, KEY, optional=BACKUP_REQUEST)
-        return {"exists": self._read_engine(b).exist(b["hash_key"], b["sort_key"])}
+        b = expect(body, KEY, optional=READ_OPTIONS)
+        return self._read(b, lambda engine: {"exists": engine.exist(b["hash_key"], b["sort_key"])})
 
     def ttl(self, body, ctx):
-        b = expect(body, KEY, optional=BACKUP_REQUEST)
-        ttl = self._read_engine(b).ttl(b["hash_key"], b["sort_key"])
-        return {"exists": ttl is not None, "ttl_seconds": -1 if ttl is None else ttl}
+        b = expect(body, KEY, optional=READ_OPTIONS)
+
+        def read(engine) -> dict:
+            ttl = engine.ttl(b["hash_key"], b["sort_key"])
+            return {"exists": ttl is not None, "ttl_seconds": -1 if ttl is None else ttl}
+
+        return self._read(b, read)
 
     def sortkey_count(self, body, ctx):
-        b = expect(body, {**GPID, "hash_key": bytes}, optional=BACKUP_REQUEST)
-        return {"count": self._read_engine(b).sortkey_count(b["hash_key"])}
+        b = expect(body, {**GPID, "hash_key": bytes}, optional=READ_OPTIONS)
+        return self._read(b, lambda engine: {"count": engine.sortkey_count(b["hash_key"])})
 
     def multi_get(self, body, ctx):
         b = expect(body, {**GPID, "hash_key": bytes},
                    optional={"sort_keys": list, "start_sort_key": bytes, "stop_sort_key": bytes,
                              "start_inclusive": bool, "stop_inclusive": bool, "max_kv_count": int,
-                             "max_kv_size": int, "no_value": bool, "backup_request": bool})
+                             "max_kv_size": int, "no_value": bool, **READ_OPTIONS})
         sort_keys = b.get("sort_keys")
         if sort_keys is not None and not all(isinstance(sk, bytes) for sk in sort_keys):
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "sort_keys must be a list of bytes")
-        kvs, complete = self._read_engine(b).multi_get(
-            b["hash_key"], sort_keys or None,
-            start_sk=b.get("start_sort_key", b""), stop_sk=b.get("stop_sort_key", b""),
-            start_inclusive=b.get("start_inclusive", True), stop_inclusive=b.get("stop_inclusive", False),
-            max_kv_count=b.get("max_kv_count", -1), max_kv_size=b.get("max_kv_size", -1),
-            no_value=b.get("no_value", False))
-        return {"kvs": [[sk, v] for sk, v in kvs], "complete": complete}
+
+        def read(engine) -> dict:
+            kvs, complete = engine.multi_get(
+                b["hash_key"], sort_keys or None,
+                start_sk=b.get("start_sort_key", b""), stop_sk=b.get("stop_sort_key", b""),
+                start_inclusive=b.get("start_inclusive", True), stop_inclusive=b.get("stop_inclusive", False),
+                max_kv_count=b.get("max_kv_count", -1), max_kv_size=b.get("max_kv_size", -1),
+                no_value=b.get("no_value", False))
+            return {"kvs": [[sk, v] for sk, v in kvs], "complete": complete}
+
+        return self._read(b, read)
 
     def scan(self, body, ctx):
         b = expect(body, {**GPID, "start_key": bytes, "stop_key": bytes},
                    optional={"start_inclusive": bool, "stop_inclusive": bool, "batch_size": int,
-                             "no_value": bool, "backup_request": bool})
+                             "no_value": bool, **READ_OPTIONS})
         batch_size = b.get("batch_size", 1000)
         if not 1 <= batch_size <= 100_000:
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"batch_size must be in [1, 100000], got {batch_size}")
-        kvs, next_key = self._read_engine(b).scan(
-            b["start_key"], b["stop_key"], b.get("start_inclusive", True), b.get("stop_inclusive", False),
-            batch_size, no_value=b.get("no_value", False))
-        return {"kvs": [[hk, sk, v] for hk, sk, v in kvs], "next_start_key": next_key}
+
+        def read(engine) -> dict:
+            kvs, next_key = engine.scan(
+                b["start_key"], b["stop_key"], b.get("start_inclusive", True), b.get("stop_inclusive", False),
+                batch_size, no_value=b.get("no_value", False))
+            return {"kvs": [[hk, sk, v] for hk, sk, v in kvs], "next_start_key": next_key}
+
+        return self._read(b, read)

@@ -102,7 +102,7 @@ class PartitionReplica:
         self._install_after_checkpoint: fx.InstallCheckpoint | None = None
         self._held: list[list] = []
         self._closed = False
-        self._waiting: dict[int, defer.Deferred] = {}  # client request id -> its Deferred
+        self._waiting: dict[int, defer.Deferred] = {}  # client write or follower read id -> its Deferred
         self._request_ids = itertools.count(1)
         self._flush_scheduled = False
         self._early_events: list = []  # configurations that arrive while the engine is opening
@@ -374,11 +374,28 @@ class PartitionReplica:
         effects = self.core.on_client_write(self.server.clock(), request_id, [op], timestamp_us=time.time_ns() // 1000,
                                             deadline=deadline, flush=False)
         self.run(effects)
+        self._flush_at_end_of_turn()
+        return deferred
+
+    def follower_read(self) -> defer.Deferred:
+        """A read sent here as a follower read: fires with the engine to read at once, when this replica may
+        serve it (replication/follower_reads.py); fails with PegasusError otherwise."""
+        if self.error_message:
+            raise PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {self.error_message}")
+        if self.core is None or self.engine is None:
+            raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}")
+        read_id = next(self._request_ids)
+        deferred = defer.Deferred()
+        self._waiting[read_id] = deferred
+        self.run(self.core.on_follower_read(self.server.clock(), read_id, flush=False))
+        self._flush_at_end_of_turn()
+        return deferred
+
+    def _flush_at_end_of_turn(self) -> None:
+        """Every write of this reactor turn goes in one mutation, and every follower read in one request."""
         if not self._flush_scheduled and self.core is not None:
-            # Fold every write that arrives in this reactor turn into one mutation.
             self._flush_scheduled = True
             call_soon(self.server.reactor, self._flush)
-        return deferred
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -397,6 +414,21 @@ class PartitionReplica:
             ErrorCode.ERR_INVALID_STATE: f"replica {self.gpid[0]}.{self.gpid[1]} on {self.server.address} is not "
                                          "the serving primary",
             ErrorCode.ERR_TIMEOUT: "the write's outcome is unknown: it was prepared but not confirmed in time",
+        }
+        deferred.errback(PegasusError(effect.error, messages.get(effect.error, effect.error.name)))
+
+    def _reply_read(self, effect: fx.ReplyRead) -> None:
+        deferred = self._waiting.pop(effect.read_id, None)
+        if deferred is None:
+            return
+        if effect.error == ErrorCode.ERR_OK:
+            deferred.callback(self.engine)
+            return
+        where = f"replica {self.gpid[0]}.{self.gpid[1]} on {self.server.address}"
+        messages = {
+            ErrorCode.ERR_INVALID_STATE: f"{where} cannot serve a follower read now (it is {self.status}, or its "
+                                         "primary did not confirm its commit point); read from the primary",
+            ErrorCode.ERR_TIMEOUT: f"{where}: the primary did not confirm its commit point in time",
         }
         deferred.errback(PegasusError(effect.error, messages.get(effect.error, effect.error.name)))
 
@@ -483,6 +515,7 @@ _EFFECT_HANDLERS = {
     fx.AppendLog: PartitionReplica._append_log,
     fx.ApplyMutation: PartitionReplica._apply,
     fx.ReplyClient: PartitionReplica._reply,
+    fx.ReplyRead: PartitionReplica._reply_read,
     fx.PersistBallot: PartitionReplica._persist_ballot,
     fx.InstallCheckpoint: PartitionReplica._install_checkpoint,
     fx.LoadLearnState: PartitionReplica._load_learn_state_in_thread,

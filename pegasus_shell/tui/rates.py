@@ -27,7 +27,8 @@ class OpsRates:
             self._last.pop(address, None)  # its counters restart from 0 when it comes back
             history.append(0.0)
             return None
-        total = sum(v for v in counters.values() if isinstance(v, int))
+        # reads and writes are the operations; other counters (follower_reads) count some of them again
+        total = sum(counters.get(kind, 0) for kind in ("reads", "writes") if isinstance(counters.get(kind, 0), int))
         last = self._last.get(address)
         self._last[address] = _Last(total, now)
         if last is None or now <= last.at or total < last.total:  # first sample, or the process restarted

@@ -4,7 +4,8 @@ client uses, over real in-memory storage (``pegasus_node.storage`` memtables, op
 It is not PacificA: one memtable per partition is shared by the replicas that host it (replication is
 instantaneous), and the cluster's configuration is the single truth that the meta servers report and the
 replica servers enforce (a replica answers ERR_OBJECT_NOT_FOUND for a partition it does not host and
-ERR_INVALID_STATE when it is not the primary, except for reads marked ``backup_request``). Tests change
+ERR_INVALID_STATE when it is not the primary, except for reads marked ``backup_request`` or ``follower_read``:
+with one memtable per partition, every replica is as fresh as the primary). Tests change
 the configuration (move a primary, take it away, stop a server) and inject error replies, to drive the
 client's routing, refresh and retry logic against real sockets.
 """
@@ -36,7 +37,7 @@ from pegasus_node.twisted_rpc import RpcServer, expect
 
 GPID = {"gpid": list}
 KEY = {"gpid": list, "hash_key": bytes, "sort_key": bytes}
-READ_OPTIONAL = {"backup_request": bool}
+READ_OPTIONAL = {"backup_request": bool, "follower_read": bool}
 
 
 @dataclass
@@ -225,6 +226,7 @@ class MiniReplica(_Node):
         self.fail_before: defaultdict[str, list[ErrorCode]] = defaultdict(list)
         self.fail_after: defaultdict[str, list[ErrorCode]] = defaultdict(list)
         self.backup_reads = 0
+        self.follower_reads = 0
         writes = ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set")
         data_reads = ("get", "multi_get", "sortkey_count", "ttl", "exist", "scan")
         for name in writes + data_reads:
@@ -241,10 +243,13 @@ class MiniReplica(_Node):
             if role is None:
                 raise PegasusError(ErrorCode.ERR_OBJECT_NOT_FOUND, f"{self.address} does not host {gpid}")
             backup = not write and body.get("backup_request") is True
-            if role != "primary" and not backup:
+            follower = not write and body.get("follower_read") is True
+            if role != "primary" and not (backup or follower):
                 raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"{self.address} is not the primary of {gpid}")
             if backup:
                 self.backup_reads += 1
+            if follower and role != "primary":
+                self.follower_reads += 1
             result = fn(self.cluster.app_by_id(gpid[0]).stores[gpid[1]], body)
             if self.fail_after[name]:
                 raise PegasusError(self.fail_after[name].pop(0), f"injected after {name}")

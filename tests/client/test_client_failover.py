@@ -1,5 +1,5 @@
 """Refresh and retry against real servers: moved primaries, missing primaries, dead servers, meta
-leadership, ambiguous failures of non-idempotent writes, and backup requests."""
+leadership, ambiguous failures of non-idempotent writes, backup requests and follower reads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from pegasus_node.base.keys import partition_index
-from pegasus_node.client import AmbiguousResultError, Client, PegasusTimeoutError, TableNotFoundError
+from pegasus_node.client import AmbiguousResultError, Client, InvalidArgumentError, PegasusTimeoutError, TableNotFoundError
 from pegasus_node.errors import ErrorCode
 from pegasus_node.twisted_rpc import DROP, delay
 
@@ -240,3 +240,39 @@ async def test_writes_never_use_backup_requests(cluster, client) -> None:
     await table.set(key, b"s", b"v")
     assert table.stats.backup_requests == 0
     assert sum(r.backup_reads for r in cluster.replicas) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_follower_reads_go_to_secondaries_and_writes_to_the_primary(cluster, client) -> None:
+    key = _key_in(1)
+    table = await client.open_table("t", follower_read=True)
+    await table.set(key, b"s", b"v")
+    await table.multi_set(key, {b"a": b"1"})
+    assert await table.get(key, b"s") == b"v"
+    assert await table.exist(key, b"a")
+    assert await table.sortkey_count(key) == 2
+    records, complete = await table.hash_scan(key)
+    assert [sk for _, sk, _ in records] == [b"a", b"s"] and complete
+    primary = _primary(cluster, 1)
+    assert primary.calls["put"] == 1 and primary.calls["get"] == 0 and primary.calls["scan"] == 0
+    assert sum(r.follower_reads for r in cluster.replicas) == 4
+    assert table.stats.follower_reads == 4 and table.stats.retries == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_follower_read_the_secondary_refuses_is_retried_at_the_primary(cluster, client) -> None:
+    key = _key_in(2)
+    table = await client.open_table("t", follower_read=True)
+    await table.set(key, b"s", b"v")
+    for replica in cluster.replicas:
+        if replica is not _primary(cluster, 2):
+            replica.fail_before["get"].append(ErrorCode.ERR_INVALID_STATE)
+    assert await table.get(key, b"s") == b"v"
+    assert table.stats.follower_reads == 1 and table.stats.retries == 1
+    assert _primary(cluster, 2).calls["get"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_follower_read_must_be_a_bool(client) -> None:
+    with pytest.raises(InvalidArgumentError):
+        await client.open_table("t", follower_read="yes")

@@ -54,7 +54,8 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
     client = Client(box.meta, timeout=10.0)
     await create_table(client)
     table = await client.open_table(TABLE)
-    workload = FailoverWorkload(table, workers=8)
+    followers = await client.open_table(TABLE, follower_read=True)
+    workload = FailoverWorkload(table, workers=8, follower_table=followers)
     workload.start()
     await sleep(2.0)
 
@@ -90,6 +91,7 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
     assert len(workload.recorder.history()) > 200, "too few operations to say anything"
     result = workload.check_linearizable()
     assert result.verdict == Verdict.OK, result
+    assert followers.stats.follower_reads > 50, "too few follower reads to say anything"
     events = (await client.admin.events(events_before))["events"]
     learner_events = [e for e in events if e["kind"] == "config_changed" and victim_address in e.get("learners", [])]
     assert learner_events, "the restarted server never joined as a learner"

@@ -25,8 +25,9 @@ def sleep(seconds: float) -> defer.Deferred:
 
 
 class FailoverWorkload:
-    def __init__(self, table, workers: int = 8, shared_keys: int = 6, seed: int = 1) -> None:
+    def __init__(self, table, workers: int = 8, shared_keys: int = 6, seed: int = 1, follower_table=None) -> None:
         self.table = table
+        self.follower_table = follower_table  # given: half the gets are follower reads, checked just the same
         self.workers = workers
         self.shared = [f"shared{i}".encode() for i in range(shared_keys)]
         self.recorder = Recorder()
@@ -81,9 +82,12 @@ class FailoverWorkload:
 
     async def _shared_get(self, worker: int) -> None:
         key = self._rng.choice(self.shared)
+        table = self.table
+        if self.follower_table is not None and self._rng.random() < 0.5:
+            table = self.follower_table
         token = self.recorder.invoke(worker, kv_get(key))
         try:
-            value = await self.table.get(key, SORT_KEY, timeout=10.0)
+            value = await table.get(key, SORT_KEY, timeout=10.0)
         except PegasusError as exc:
             self._count(exc)
             self.recorder.unknown(token)
