@@ -53,7 +53,7 @@ class ClusterConnection:
         self.name = name
         self.client = Client(list(meta_list))
         self.admin = self.client.admin
-        self._tables: dict[str, Table] = {}
+        self._tables: dict[tuple[str, bool], Table] = {}  # (name, follower_read) -> handle
 
     @property
     def meta_servers(self) -> list[str]:
@@ -81,7 +81,7 @@ class ClusterConnection:
         return (await wait(self.admin.create_app(name, partition_count, replica_count)))["app"]
 
     async def drop_app(self, name: str, reserve_seconds: int | None) -> dict:
-        self._tables.pop(name, None)
+        self.forget_table(name)
         return (await wait(self.admin.drop_app(name, reserve_seconds)))["app"]
 
     async def recall_app(self, app_id: int, new_name: str | None) -> dict:
@@ -105,14 +105,16 @@ class ClusterConnection:
 
     # -- data --------------------------------------------------------------------------------------------
 
-    async def table(self, name: str) -> Table:
-        table = self._tables.get(name)
+    async def table(self, name: str, follower_read: bool = False) -> Table:
+        table = self._tables.get((name, follower_read))
         if table is None:
-            table = self._tables[name] = await wait(self.client.open_table(name))
+            opened = await wait(self.client.open_table(name, follower_read=follower_read))
+            table = self._tables[name, follower_read] = opened
         return table
 
     def forget_table(self, name: str) -> None:
-        self._tables.pop(name, None)
+        for follower_read in (False, True):
+            self._tables.pop((name, follower_read), None)
 
     async def multi_get(self, table: Table, hash_key: bytes, sort_keys: list[bytes] | None,
                         max_count: int | None) -> tuple[list[tuple[bytes, bytes]], bool]:

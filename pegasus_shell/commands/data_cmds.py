@@ -15,8 +15,8 @@ HK = Arg("HASH_KEY", Kind.HASH_KEY)
 SK = Arg("SORT_KEY", Kind.BYTES)
 
 
-async def _table(ctx: ShellContext, command: str):
-    return await ctx.connection.table(ctx.require_table(command))
+async def _table(ctx: ShellContext, command: str, follower_read: bool = False):
+    return await ctx.connection.table(ctx.require_table(command), follower_read)
 
 
 async def run_set(ctx: ShellContext, a: ParsedArgs) -> dict:
@@ -27,7 +27,7 @@ async def run_set(ctx: ShellContext, a: ParsedArgs) -> dict:
 
 
 async def run_get(ctx: ShellContext, a: ParsedArgs) -> dict:
-    table = await _table(ctx, "get")
+    table = await _table(ctx, "get", bool(a.follower_read))
     value = await wait(table.get(a.hash_key, a.sort_key))
     return {"hash_key": a.hash_key, "sort_key": a.sort_key, "found": value is not None, "value": value}
 
@@ -54,7 +54,7 @@ def _kv_rows(hash_key: bytes, kvs) -> list[dict]:
 
 
 async def run_multi_get(ctx: ShellContext, a: ParsedArgs) -> dict:
-    table = await _table(ctx, "multi_get")
+    table = await _table(ctx, "multi_get", bool(a.follower_read))
     kvs, complete = await ctx.connection.multi_get(table, a.hash_key, a.sort_key or None, a.max_count)
     return {"hash_key": a.hash_key, "kvs": _kv_rows(a.hash_key, kvs), "complete": complete}
 
@@ -169,6 +169,8 @@ async def run_count_data(ctx: ShellContext, a: ParsedArgs) -> dict:
 
 _MAX_COUNT = Flag(("-n", "--max_count", "--max"), "max_count", Kind.POSITIVE, metavar="N",
                   help="stop after N records")
+_FOLLOWER_READ = Flag(("--follower_read", "--follower-read"), "follower_read",
+                      help="read from a secondary, as fresh as from the primary (it waits for the primary's commit point)")
 _NO_VALUE = Flag(("--no-value", "--no_value"), "no_value", help="list the keys only")
 _TTL_FLAG = Flag(("-t", "--ttl", "--ttl_seconds"), "ttl", Kind.NON_NEGATIVE, metavar="SECONDS",
                  help="expire after SECONDS (0: never)")
@@ -182,13 +184,14 @@ def _data(name: str, summary: str, execute, args=(), flags=(), aliases=(), detai
 COMMANDS = [
     _data("set", "write one value", run_set,
           [HK, SK, Arg("VALUE", Kind.BYTES), Arg("TTL", Kind.NON_NEGATIVE, optional=True, help="seconds")]),
-    _data("get", "read one value", run_get, [HK, SK]),
+    _data("get", "read one value", run_get, [HK, SK], [_FOLLOWER_READ]),
     _data("del", "delete one value", run_del, [HK, SK], aliases=("delete",)),
     _data("multi_set", "write several sort keys of one hash key", run_multi_set,
           [HK, Arg("SORT_KEY_VALUE", Kind.BYTES, repeat=True, help="SK V [SK V]...")], [_TTL_FLAG],
           aliases=("multi-set",)),
     _data("multi_get", "read several sort keys of one hash key (all of them when none is given)", run_multi_get,
-          [HK, Arg("SORT_KEY", Kind.BYTES, optional=True, repeat=True)], [_MAX_COUNT], aliases=("multi-get",)),
+          [HK, Arg("SORT_KEY", Kind.BYTES, optional=True, repeat=True)], [_MAX_COUNT, _FOLLOWER_READ],
+          aliases=("multi-get",)),
     _data("multi_del", "delete several sort keys of one hash key", run_multi_del,
           [HK, Arg("SORT_KEY", Kind.BYTES, repeat=True)], aliases=("multi-del",)),
     _data("incr", "add N (default 1) to an integer value and show the result", run_incr,

@@ -22,8 +22,9 @@ set user2 name Bob 3600
 get user1 name
 get user1 "\x00bin"
 get user1 nosuch
+get --follower_read user2 name   # from a secondary, as fresh as from the primary
 multi_set user1 city Paris zip 75001
-multi_get user1
+multi_get --follower-read user1
 hash_scan user1 c z
 count user1
 exist user2 name
@@ -56,9 +57,11 @@ EXPECTED = [
     r'"\xFF\x01"',
     ">>> get user1 nosuch",
     "Not found",
+    ">>> get --follower_read user2 name   # from a secondary, as fresh as from the primary",
+    '"Bob"',
     ">>> multi_set user1 city Paris zip 75001",
     "OK",
-    ">>> multi_get user1",
+    ">>> multi_get --follower-read user1",
     r'"user1" : "\x00bin" => "\xFF\x01"',
     '"user1" : "city" => "Paris"',
     '"user1" : "name" => "Alice Smith"',
