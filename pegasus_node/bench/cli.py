@@ -113,6 +113,8 @@ def build_kv_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-ratio", type=_ratio, default=0.5, help="mixed: share of reads (default 0.5)")
     parser.add_argument("--scan-batch", type=_positive_int, default=100, help="scan: records per batch")
     parser.add_argument("--no-preload", action="store_true", help="get/scan: read what a set run wrote")
+    parser.add_argument("--follower-read", action="store_true",
+                        help="send the reads to secondaries as follower reads (linearizable)")
     return parser
 
 
@@ -198,7 +200,7 @@ async def run_kv(reactor: Any, args: argparse.Namespace, on_progress: ProgressCa
 
     client = Client(args.meta, reactor=reactor, timeout=args.timeout)
     try:
-        table = await client.open_table(args.table)
+        table = await client.open_table(args.table, follower_read=args.follower_read)
         keys = KeySpace(args.hash_keys)
         value = make_value(args.value_size)
         preloaded = 0
@@ -222,6 +224,7 @@ async def run_kv(reactor: Any, args: argparse.Namespace, on_progress: ProgressCa
         hash_keys=args.hash_keys,
         result=result,
         preloaded=preloaded,
+        follower_read=args.follower_read,
     )
 
 

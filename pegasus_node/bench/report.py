@@ -6,7 +6,8 @@ JSON keys (schema_version 1; keys are only ever added):
   ``workload`` ("set", "get", "mixed", "scan", or "echo" for ceiling);
 - ``target``: the meta server list (kv) or the echo server's address (ceiling); ``table``: name or null;
 - ``ops`` (requested), ``done`` (completed, ok or not), ``concurrency``, ``value_size`` (bytes),
-  ``hash_keys`` (kv) or null, ``preloaded`` (records written before a get/scan run, untimed; 0 if none);
+  ``hash_keys`` (kv) or null, ``preloaded`` (records written before a get/scan run, untimed; 0 if none),
+  ``follower_read`` (true: the reads went to secondaries as follower reads);
 - ``elapsed_seconds``, ``ops_per_second`` (completed operations over the timed run);
 - ``ok``, ``not_found`` (reads of absent keys: successful operations), ``error_count``,
   ``errors`` ({error code name or failure label: count}), ``error_examples`` ({same key: one message});
@@ -35,6 +36,7 @@ def report_document(
     hash_keys: int | None,
     result: LoopResult,
     preloaded: int = 0,
+    follower_read: bool = False,
 ) -> dict[str, Any]:
     progress = result.progress
     return {
@@ -50,6 +52,7 @@ def report_document(
         "value_size": value_size,
         "hash_keys": hash_keys,
         "preloaded": preloaded,
+        "follower_read": follower_read,
         "elapsed_seconds": round(progress.elapsed_seconds, 6),
         "ops_per_second": round(progress.ops_per_second, 1),
         "ok": progress.ok,
@@ -73,6 +76,8 @@ def format_text(doc: dict[str, Any]) -> str:
     ]
     if doc["preloaded"]:
         lines.append(f"  preloaded   {doc['preloaded']} records (not timed)")
+    if doc.get("follower_read"):
+        lines.append("  reads       follower reads, from the secondaries")
     lines.append(f"  throughput  {doc['ops_per_second']:.1f} ops/s over {doc['elapsed_seconds']:.3f} s")
     lines.append(f"  results     ok {doc['ok']}, not found {doc['not_found']}, errors {doc['error_count']}")
     lat = doc["latency_us"]

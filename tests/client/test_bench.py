@@ -24,7 +24,7 @@ from pegasus_node.errors import ErrorCode, PegasusError
 REPO = Path(__file__).resolve().parents[2]
 DOC_KEYS = {
     "tool", "schema_version", "mode", "workload", "target", "table", "ops", "done", "concurrency", "value_size",
-    "hash_keys", "preloaded", "elapsed_seconds", "ops_per_second", "ok", "not_found", "error_count", "errors",
+    "hash_keys", "preloaded", "follower_read", "elapsed_seconds", "ops_per_second", "ok", "not_found", "error_count", "errors",
     "error_examples", "latency_us",
 }
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p99", "p999", "p9999", "max"}
@@ -149,6 +149,14 @@ async def test_get_workload_preloads_and_reports_wrong_values(cluster) -> None:
     assert (doc["preloaded"], doc["ok"], doc["error_count"]) == (60, 60, 0)
     doc = await run_kv(reactor, _kv_args(cluster, "--workload", "get", "--no-preload", "--value-size", "8"))
     assert doc["errors"] == {"WRONG_VALUE": 60} and doc["ok"] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_workload_with_follower_reads_reads_from_the_secondaries(cluster) -> None:
+    doc = await run_kv(reactor, _kv_args(cluster, "--workload", "get", "--follower-read"))
+    assert (doc["follower_read"], doc["ok"], doc["error_count"]) == (True, 60, 0)
+    assert sum(r.follower_reads for r in cluster.replicas) == 60
+    assert "follower reads" in format_text(doc)
 
 
 @pytest_twisted.ensureDeferred
