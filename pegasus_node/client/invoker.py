@@ -67,8 +67,9 @@ class PartitionInvoker:
         """Send ``body`` (plus its ``gpid``) to the primary of the partition of ``hash_key`` (or ``partition``).
 
         Retries until the deadline as :mod:`pegasus_node.client.retry` allows; reads may also go to a
-        secondary as a backup request, or first to a secondary as a follower read (retries go to the primary). Raises the replica's error, :class:`PegasusTimeoutError`,
-        :class:`AmbiguousResultError` or :class:`TableNotFoundError`. ``after_first_attempt``: the retriable
+        secondary as a backup request, or first to a secondary as a follower read (retries go to the primary).
+        Raises the replica's error, :class:`PegasusTimeoutError`, :class:`AmbiguousResultError` or
+        :class:`TableNotFoundError`. ``after_first_attempt``: the retriable
         error of a first attempt that ``start`` made, and the configuration version it found stale.
         """
         operation = f"{method} on table {self.cache.table_name!r}"

@@ -253,7 +253,9 @@ class PartitionReplica:
 
     def _load_learn_state(self, load: fx.LoadLearnState) -> tuple:
         """In a worker thread: decrees from the WAL, or the newest checkpoint plus the WAL after it. The
-        checkpoint goes as a reference (its name, size and decree): the learner fetches it in chunks."""
+        checkpoint goes as a reference (its name, size and decree): the learner fetches it in chunks. A learner
+        of an older version gets the bytes instead (so the order of a rolling upgrade does not matter; such a
+        checkpoint must fit in a frame, as it had to before)."""
         wal = self.engine.wal
         if wal.first_decree and wal.first_decree <= load.start_decree:
             mutations = [m for m in wal.read_from(load.start_decree) if m.decree <= load.end_decree]
@@ -265,7 +267,8 @@ class PartitionReplica:
             return load.load_id, 0, None, mutations
         reference = reference_checkpoint(path)
         mutations = [m for m in wal.read_from(reference.decree + 1) if m.decree <= load.end_decree]
-        return load.load_id, reference.decree, reference.to_wire(), mutations
+        checkpoint = reference.to_wire() if load.by_reference else path.read_bytes()
+        return load.load_id, reference.decree, checkpoint, mutations
 
     def _on_learn_state_loaded(self, loaded: tuple) -> None:
         if self.core is not None:

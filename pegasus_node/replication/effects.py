@@ -105,13 +105,15 @@ class ReportToMeta:
 class LoadLearnState:
     """A learner needs decrees ``start_decree..end_decree`` that are no longer in memory. Read them from the
     WAL if it still holds them all; otherwise take the newest checkpoint (at decree D >= start_decree - 1)
-    and the WAL after D up to ``end_decree``. Then call ``on_learn_state_loaded``."""
+    and the WAL after D up to ``end_decree``. Then call ``on_learn_state_loaded``. ``by_reference``: the learner
+    fetches a checkpoint by name; otherwise (an older learner) the checkpoint goes as its bytes."""
 
     gpid: Gpid
     load_id: int
     learner: str
     start_decree: int
     end_decree: int
+    by_reference: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ class FollowerRole:
         self.learning = True
         self.learn_id += 1
         self.learn_sent_at = now
-        request = LearnRequest(core.gpid, core.ballot, core.address, self.learn_id, core.committed)
+        request = LearnRequest(core.gpid, core.ballot, core.address, self.learn_id, core.committed, by_reference=True)
         return [Send(core.config.primary, request)]
 
     def on_learn_response(self, now: float, response: LearnResponse) -> list:

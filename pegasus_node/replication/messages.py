@@ -116,8 +116,12 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
+_MISSING = object()
+
+
 class _Message:
-    """Declarative codec: ``WIRE`` maps each field, in declaration order, to its wire kind."""
+    """Declarative codec: ``WIRE`` maps each field, in declaration order, to its wire kind. A field with a
+    default may be missing on the wire (a peer of an older version does not send it): it then takes its default."""
 
     __slots__ = ()
     TYPE: ClassVar[str]
@@ -126,12 +130,14 @@ class _Message:
     _WHAT: ClassVar[str]
     _ENCODERS: ClassVar[tuple]
     _DECODERS: ClassVar[tuple]
+    _DEFAULTS: ClassVar[dict[str, Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._WHAT = "replication message " + cls.TYPE
         cls._ENCODERS = tuple((name, _KINDS[kind].encode) for name, kind in cls.WIRE.items())
         cls._DECODERS = tuple((name, _KINDS[kind].plain, _KINDS[kind].decode) for name, kind in cls.WIRE.items())
+        cls._DEFAULTS = {}  # filled in once the dataclass exists (below the message classes)
 
     def to_wire(self) -> dict:
         out = {"type": self.TYPE}
@@ -145,9 +151,14 @@ class _Message:
         what = cls._WHAT
         values = []
         for name, plain, decode in cls._DECODERS:
-            value = data.get(name)
+            value = data.get(name, _MISSING)
             # the plain ints and strings that make up most of every message are taken as they are
-            values.append(value if type(value) is plain else decode(data, name, what))
+            if type(value) is plain:
+                values.append(value)
+            elif value is _MISSING and name in cls._DEFAULTS:
+                values.append(cls._DEFAULTS[name])
+            else:
+                values.append(decode(data, name, what))
         return cls(*values)  # WIRE lists the fields in declaration order (checked below)
 
 
@@ -206,15 +217,18 @@ class GroupCheckReply(_Message):
 
 @dataclass(frozen=True, slots=True)
 class LearnRequest(_Message):
-    """A learner asks for everything after ``committed`` (its state up to there is final)."""
+    """A learner asks for everything after ``committed`` (its state up to there is final). ``by_reference``: it
+    can fetch a checkpoint named in the response in chunks; a learner of an older version cannot (it does not
+    send the field), and gets the checkpoint's bytes inside the response."""
 
     TYPE: ClassVar[str] = "learn_request"
-    WIRE: ClassVar[dict[str, str]] = {**_COMMON, "learn_id": "int", "committed": "int"}
+    WIRE: ClassVar[dict[str, str]] = {**_COMMON, "learn_id": "int", "committed": "int", "by_reference": "bool"}
     gpid: Gpid
     ballot: int
     sender: str
     learn_id: int
     committed: int
+    by_reference: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +300,7 @@ MESSAGE_TYPES: dict[str, type] = {
 for _cls in MESSAGE_TYPES.values():
     if tuple(_cls.WIRE) != tuple(f.name for f in dataclasses.fields(_cls)):
         raise TypeError(f"{_cls.__name__}.WIRE must list its fields in declaration order")
+    _cls._DEFAULTS = {f.name: f.default for f in dataclasses.fields(_cls) if f.default is not dataclasses.MISSING}
 
 Message = (Prepare | PrepareAck | GroupCheck | GroupCheckReply | LearnRequest | LearnResponse | StaleBallot
            | ReadIndexRequest | ReadIndexReply)

@@ -227,7 +227,8 @@ class PrimaryRole:
             return [self._learn_response(request.sender, request.learn_id, None, 0, tail)]
         self._next_load_id += 1
         self.loads[self._next_load_id] = _PendingLoad(request.sender, request.learn_id, start)
-        return [LoadLearnState(core.gpid, self._next_load_id, request.sender, start, core.log.floor)]
+        return [LoadLearnState(core.gpid, self._next_load_id, request.sender, start, core.log.floor,
+                               request.by_reference)]
 
     def on_learn_state_loaded(self, load_id: int, checkpoint_decree: int, checkpoint: object,
                               mutations: list[Mutation]) -> list:

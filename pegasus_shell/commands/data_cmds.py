@@ -170,7 +170,8 @@ async def run_count_data(ctx: ShellContext, a: ParsedArgs) -> dict:
 _MAX_COUNT = Flag(("-n", "--max_count", "--max"), "max_count", Kind.POSITIVE, metavar="N",
                   help="stop after N records")
 _FOLLOWER_READ = Flag(("--follower_read", "--follower-read"), "follower_read",
-                      help="read from a secondary, as fresh as from the primary (it waits for the primary's commit point)")
+                      help="read from a secondary, as fresh as from the primary (it waits for the primary's "
+                           "commit point)")
 _NO_VALUE = Flag(("--no-value", "--no_value"), "no_value", help="list the keys only")
 _TTL_FLAG = Flag(("-t", "--ttl", "--ttl_seconds"), "ttl", Kind.NON_NEGATIVE, metavar="SECONDS",
                  help="expire after SECONDS (0: never)")

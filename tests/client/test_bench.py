@@ -24,8 +24,8 @@ from pegasus_node.errors import ErrorCode, PegasusError
 REPO = Path(__file__).resolve().parents[2]
 DOC_KEYS = {
     "tool", "schema_version", "mode", "workload", "target", "table", "ops", "done", "concurrency", "value_size",
-    "hash_keys", "preloaded", "follower_read", "elapsed_seconds", "ops_per_second", "ok", "not_found", "error_count", "errors",
-    "error_examples", "latency_us",
+    "hash_keys", "preloaded", "follower_read", "elapsed_seconds", "ops_per_second", "ok", "not_found", "error_count",
+    "errors", "error_examples", "latency_us",
 }
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p99", "p999", "p9999", "max"}
 

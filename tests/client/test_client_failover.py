@@ -8,7 +8,13 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from pegasus_node.base.keys import partition_index
-from pegasus_node.client import AmbiguousResultError, Client, InvalidArgumentError, PegasusTimeoutError, TableNotFoundError
+from pegasus_node.client import (
+    AmbiguousResultError,
+    Client,
+    InvalidArgumentError,
+    PegasusTimeoutError,
+    TableNotFoundError,
+)
 from pegasus_node.errors import ErrorCode
 from pegasus_node.twisted_rpc import DROP, delay
 

@@ -3,6 +3,8 @@ that fails does."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest_twisted
 from twisted.internet import defer, reactor, threads
 
@@ -156,3 +158,14 @@ async def test_a_full_disk_while_writing_inline_checkpoint_bytes_is_a_clear_erro
     await replica.idle()
     assert replica.status == ERROR
     assert "No space left on device" in replica.error_message and "decree 10" in replica.error_message
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_checkpoint_goes_by_name_or_to_an_older_learner_by_value(replica):
+    decree = await replica.checkpoint(force=True)
+    path = replica.engine.latest_checkpoint_path
+    load = fx.LoadLearnState(GPID, 1, "127.0.0.1:9", 1, 5)
+    _, base, checkpoint, _ = replica._load_learn_state(load)
+    assert (base, checkpoint) == (decree, {"file": path.name, "size": path.stat().st_size, "decree": decree})
+    _, base, checkpoint, _ = replica._load_learn_state(dataclasses.replace(load, by_reference=False))
+    assert (base, checkpoint) == (decree, path.read_bytes())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pegasus_node.errors import ErrorCode
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionStatus, ReplicationOptions, RequestKind
-from pegasus_node.replication.messages import LearnRequest, LearnResponse, Prepare, PrepareAck
+from pegasus_node.replication.messages import LearnRequest, LearnResponse, Prepare, PrepareAck, decode_message
 from tests.replication.harness import Harness, config
 
 
@@ -179,3 +179,21 @@ def test_a_learner_still_advances_when_writes_move_memory_on_while_the_wal_is_re
     h.settle()
     h.propagate()
     assert h.value("D") == b"v9" and d.committed == h.cores["A"].committed
+
+
+def test_a_learner_of_an_older_version_gets_the_checkpoint_by_value() -> None:
+    h = Harness(["A", "L"], ReplicationOptions(keep_committed_mutations=1))
+    h.configure(config(1, "A", (), ("L",)))
+    for i in range(5):
+        h.write("A", f"w{i}", b"v")
+        h.settle()
+    h.loads.clear()
+    old_style = {key: value for key, value in LearnRequest((1, 0), 1, "L", 9, 0).to_wire().items()
+                 if key != "by_reference"}
+    h.run("A", h.cores["A"].on_message(h.now, decode_message(old_style)))
+    [(_, load)] = h.loads
+    assert load.by_reference is False
+    h.loads.clear()
+    h.run("A", h.cores["A"].on_message(h.now, LearnRequest((1, 0), 1, "L", 10, 0, by_reference=True)))
+    [(_, load)] = h.loads
+    assert load.by_reference is True

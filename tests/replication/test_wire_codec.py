@@ -10,7 +10,7 @@ import pytest
 
 from pegasus_node.replication import config as config_module
 from pegasus_node.replication.config import PartitionConfiguration, WireFormatError
-from pegasus_node.replication.messages import GroupCheck, Prepare, decode_message
+from pegasus_node.replication.messages import GroupCheck, LearnRequest, Prepare, decode_message
 from pegasus_node.storage.mutation import Mutation
 from pegasus_node.storage.operations import put_op
 
@@ -112,3 +112,14 @@ def test_prepare_fields_off_the_fast_path_get_the_full_validation(change, words)
     assert decode_message(wire) == Prepare((1, 2), 7, "a:1", CONFIG, MUTATION, 40)
     with pytest.raises(WireFormatError, match=words):
         decode_message({**wire, **change})
+
+
+def test_a_field_with_a_default_may_be_missing_as_from_an_older_peer() -> None:
+    new = LearnRequest((1, 0), 3, "a:1", 7, 10, by_reference=True)
+    assert decode_message(msgpack.unpackb(msgpack.packb(new.to_wire()))) == new
+    old = {key: value for key, value in new.to_wire().items() if key != "by_reference"}
+    assert decode_message(old) == dataclasses.replace(new, by_reference=False)
+    with pytest.raises(WireFormatError, match="by_reference"):
+        decode_message({**old, "by_reference": "yes"})
+    with pytest.raises(WireFormatError, match="committed"):
+        decode_message({key: value for key, value in old.items() if key != "committed"})
