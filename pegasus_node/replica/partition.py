@@ -475,6 +475,7 @@ class PartitionReplica:
                 "last_applied_decree": core.applied,
                 "pending_mutations": max(0, core.log.last - core.committed),
                 "queued_writes": len(core.clients.queue),
+                "pending_follower_reads": core.reads.pending,
                 "primary_lease_remaining_ms": int(max(0.0, core.lease_until - now) * 1000)
                 if core.status is PartitionStatus.PRIMARY else None,
             })

@@ -39,9 +39,11 @@ def test_a_secondary_serves_an_acknowledged_write_it_had_not_applied_yet() -> No
     committed_but_not_applied_on_b(h)
     h.follower_read("B", "r1")
     assert h.reads == []  # it asks the primary first
+    assert h.cores["B"].reads.pending == 1
     assert h.deliver(to="A", kind=ReadIndexRequest) == 1
     assert h.deliver(to="B", kind=ReadIndexReply) == 1
     assert answers(h) == [("B", "r1", ErrorCode.ERR_OK, b"v1")]
+    assert h.cores["B"].reads.pending == 0
     assert h.cores["B"].applied == 1
 
 
