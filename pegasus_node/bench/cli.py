@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from pegasus_node.bench.report import format_json, format_progress, format_text, report_document
-from pegasus_node.bench.runner import LoopProgress, ProgressCallback, run_loops
+from pegasus_node.bench.runner import BenchStalled, LoopProgress, ProgressCallback, run_loops, stall_limit
 from pegasus_node.bench.workloads import (
     ECHO_METHOD,
     KV_WORKLOADS,
@@ -205,13 +205,15 @@ async def run_kv(reactor: Any, args: argparse.Namespace, on_progress: ProgressCa
         value = make_value(args.value_size)
         preloaded = 0
         if args.workload in ("get", "scan") and not args.no_preload:
-            preload = await run_loops(set_op(table, keys, value), args.ops, args.concurrency, clock=reactor)
+            preload = await run_loops(set_op(table, keys, value), args.ops, args.concurrency, clock=reactor,
+                                      give_up_after=stall_limit(args.timeout))
             if preload.progress.error_count:
                 label, message = next(iter(preload.first_errors.items()))
                 raise BenchError(f"preload failed: {preload.progress.error_count} errors, first {label}: {message}")
             preloaded = args.ops
         op = kv_operation(args.workload, table, keys, value, read_ratio=args.read_ratio, scan_batch=args.scan_batch)
-        result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress)
+        result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress,
+                                 give_up_after=stall_limit(args.timeout))
     finally:
         await client.close()
     return report_document(
@@ -241,7 +243,8 @@ async def run_ceiling(reactor: Any, args: argparse.Namespace, on_progress: Progr
     pool = RpcClientPool(reactor)
     try:
         op = echo_op(pool, address, make_value(args.value_size), args.timeout)
-        result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress)
+        result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress,
+                                 give_up_after=stall_limit(args.timeout))
     finally:
         await pool.close()
         if server is not None:
@@ -303,7 +306,7 @@ def _error_line(error: BaseException) -> str:
 
     if isinstance(error, PegasusError):
         return f"{error.code.name}: {error.message}"
-    if isinstance(error, BenchError):
+    if isinstance(error, (BenchError, BenchStalled)):
         return str(error)
     return f"{type(error).__name__}: {error}"
 

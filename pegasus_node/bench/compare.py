@@ -13,7 +13,7 @@ import statistics
 from typing import Any
 
 from pegasus_node.bench.report import report_document
-from pegasus_node.bench.runner import ProgressCallback, run_loops
+from pegasus_node.bench.runner import ProgressCallback, run_loops, stall_limit
 from pegasus_node.bench.workloads import KeySpace, echo_op, get_op, make_value, set_op
 
 
@@ -35,7 +35,8 @@ async def run_compare(reactor: Any, args: argparse.Namespace, on_progress: Progr
                 ("set", set_op(table, keys, value)),
                 ("get", get_op(table, keys, value)),
             ):
-                result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress)
+                result = await run_loops(op, args.ops, args.concurrency, clock=reactor, on_progress=on_progress,
+                                         give_up_after=stall_limit(args.timeout))
                 figures[name] = report_document(
                     mode="ceiling" if name == "ceiling" else "kv", workload="echo" if name == "ceiling" else name,
                     target=",".join(servers) if name == "ceiling" else ",".join(client.meta_servers),

@@ -4,6 +4,9 @@ An operation is ``op(i) -> Deferred`` for ``i`` in ``0..N-1``. It fires with Non
 but the key was absent), or fails: a ``PegasusError`` is counted under its code's name, a
 :class:`BenchFailure` under its label (a wrong value, say), anything else under its type name. Latencies of
 successful operations go into an HDR histogram.
+
+A run whose operations all fail for ``give_up_after`` seconds stops with :class:`BenchStalled`: against a
+cluster that went away, each loop would otherwise wait one timeout per operation for hours.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ class BenchFailure(Exception):
     def __init__(self, label: str, message: str) -> None:
         super().__init__(message)
         self.label = label
+
+
+class BenchStalled(Exception):
+    """No operation succeeded for ``give_up_after`` seconds, and some failed: the run stopped."""
+
+
+def stall_limit(timeout_seconds: float) -> float:
+    """How long a run may go without a success: three operation timeouts (a failover's few seconds of errors
+    pass), and at least 10 s."""
+    return max(10.0, 3 * timeout_seconds)
 
 
 def error_label(error: BaseException) -> str:
@@ -81,6 +94,7 @@ async def run_loops(
     clock: Any,
     on_progress: ProgressCallback | None = None,
     progress_interval: float = 1.0,
+    give_up_after: float | None = None,
 ) -> LoopResult:
     if total_ops < 0 or concurrency < 1:
         raise ValueError("total_ops must be >= 0 and concurrency >= 1")
@@ -88,10 +102,18 @@ async def run_loops(
     latency = LatencyRecorder()
     first_errors: dict[str, str] = {}
     next_index = 0
+    last_success = time.perf_counter()
+    stalled = False
+
+    def stalling() -> bool:
+        nonlocal stalled
+        if give_up_after is not None and progress.errors and time.perf_counter() - last_success > give_up_after:
+            stalled = True
+        return stalled
 
     async def loop() -> None:
-        nonlocal next_index
-        while next_index < total_ops:
+        nonlocal next_index, last_success
+        while next_index < total_ops and not stalling():
             i = next_index
             next_index += 1
             started = time.perf_counter()
@@ -102,7 +124,8 @@ async def run_loops(
                 progress.errors[label] += 1
                 first_errors.setdefault(label, str(e))
             else:
-                latency.record_seconds(time.perf_counter() - started)
+                last_success = time.perf_counter()
+                latency.record_seconds(last_success - started)
                 if outcome == NOT_FOUND:
                     progress.not_found += 1
                 else:
@@ -121,4 +144,11 @@ async def run_loops(
         progress.finished = time.perf_counter()
         if ticker is not None and ticker.running:
             ticker.stop()
+    if stalled:
+        label, count = progress.errors.most_common(1)[0]
+        example = first_errors[label] if first_errors[label].startswith(label) else f"{label}: {first_errors[label]}"
+        raise BenchStalled(f"no operation succeeded for {give_up_after:g} s, so the run stopped after "
+                           f"{progress.done} of {total_ops} operations ({progress.error_count} errors, {count} of them "
+                           f"{label}; the first: {example}). Is the cluster up? `pegasus-shell -m META -e nodes` "
+                           "shows its servers")
     return LoopResult(concurrency, progress, latency, first_errors)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.utils import getProcessOutputAndValue
 
-from pegasus_node.bench.cli import UsageError, main, parse_args, run_ceiling, run_kv
+from pegasus_node.bench.cli import UsageError, _error_line, main, parse_args, run_ceiling, run_kv
 from pegasus_node.bench.compare import format_compare, run_compare
 from pegasus_node.bench.histogram import LatencyRecorder
 from pegasus_node.bench.report import format_text
-from pegasus_node.bench.runner import NOT_FOUND, BenchFailure, run_loops
+from pegasus_node.bench.runner import NOT_FOUND, BenchFailure, BenchStalled, run_loops
 from pegasus_node.bench.workloads import ECHO_METHOD, KeySpace, echo_handler
 from pegasus_node.errors import ErrorCode, PegasusError
 
@@ -113,6 +114,35 @@ async def test_loop_runner_counts_every_outcome() -> None:
     assert dict(progress.errors) == {"ERR_BUSY": 20, "WRONG_VALUE": 20}
     assert result.first_errors == {"ERR_BUSY": "ERR_BUSY: busy", "WRONG_VALUE": "bad bytes"}
     assert result.latency.count == 160 and most_in_flight == 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_run_with_no_success_for_a_while_stops_with_a_clear_error() -> None:
+    def op(i: int) -> Deferred:
+        return task.deferLater(reactor, 0.01, _raise, PegasusError(ErrorCode.ERR_NETWORK_FAILURE, "refused"))
+
+    started = time.monotonic()
+    with pytest.raises(BenchStalled) as raised:
+        await run_loops(op, 100_000, 4, clock=reactor, give_up_after=0.2)
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert "no operation succeeded for 0.2 s" in message and "ERR_NETWORK_FAILURE: refused" in message
+    assert "Is the cluster up?" in message and _error_line(raised.value) == message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_run_that_still_succeeds_now_and_then_goes_on() -> None:
+    def op(i: int) -> Deferred:
+        if i % 20:
+            return task.deferLater(reactor, 0.002, _raise, PegasusError(ErrorCode.ERR_BUSY, "busy"))
+        return task.deferLater(reactor, 0.002, lambda: None)
+
+    result = await run_loops(op, 400, 2, clock=reactor, give_up_after=0.5)
+    assert (result.progress.done, result.progress.ok) == (400, 20)
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def test_key_space_matches_set_and_get_runs() -> None:
