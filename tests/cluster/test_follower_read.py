@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from pegasus_node.client import Client
-from tests.cluster.test_replication_failover import TABLE, create_table
+from tests.cluster.test_replication_failover import TABLE, three_servers_with_table
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_reads_its_own_writes_from_the_secondaries(onebox_factory):
-    box = onebox_factory("follower", replicas=3)
-    client = Client(box.meta, timeout=10.0)
-    await create_table(client)
+    box, client = await three_servers_with_table(onebox_factory, "follower")
     writer = await client.open_table(TABLE)
     reader = await client.open_table(TABLE, follower_read=True)
     # A secondary hears of a commit only with the next prepare or group check (every second), so without the

@@ -48,11 +48,17 @@ async def create_table(client) -> None:
     await wait_for(writable, 30, "the new table to be writable and fully replicated")
 
 
-@pytest_twisted.ensureDeferred
-async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary(onebox_factory):
-    box = onebox_factory("failover", replicas=3)
+async def three_servers_with_table(onebox_factory, name: str):
+    """A three-server onebox holding TABLE (4 partitions, 3 replicas, all healthy), and a client of it."""
+    box = onebox_factory(name, replicas=3)
     client = Client(box.meta, timeout=10.0)
     await create_table(client)
+    return box, client
+
+
+@pytest_twisted.ensureDeferred
+async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary(onebox_factory):
+    box, client = await three_servers_with_table(onebox_factory, "failover")
     table = await client.open_table(TABLE)
     followers = await client.open_table(TABLE, follower_read=True)
     workload = FailoverWorkload(table, workers=8, follower_table=followers)
@@ -100,9 +106,7 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
 
 @pytest_twisted.ensureDeferred
 async def test_secondary_cut_off_by_fail_points_is_removed_then_returns(onebox_factory):
-    box = onebox_factory("cut", replicas=3)
-    client = Client(box.meta, timeout=10.0)
-    await create_table(client)
+    box, client = await three_servers_with_table(onebox_factory, "cut")
     table = await client.open_table(TABLE)
     workload = FailoverWorkload(table, workers=8, seed=2)
     workload.start()
