@@ -85,7 +85,7 @@ class Client:
         (the secondary's may be slightly stale). <= 0 disables them.
         ``follower_read``: reads go to a random secondary, which answers once it has applied its primary's
         commit point (as fresh as a read from the primary: linearizable, one round trip between the replica
-        servers more); a read it cannot serve is retried at the primary. It spreads reads over the replicas;
+        servers more); a read it cannot serve is retried at the primary. It takes reads off the primary;
         it takes precedence over backup requests.
         Fails with :class:`TableNotFoundError` for an unknown table.
         """
