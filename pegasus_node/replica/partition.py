@@ -266,6 +266,12 @@ class PartitionReplica:
             mutations = [m for m in wal.read_from(1) if m.decree <= load.end_decree]
             return load.load_id, 0, None, mutations
         reference = reference_checkpoint(path)
+        inline_limit = self.server.replication_options.max_learn_bytes
+        if not load.by_reference and reference.size > inline_limit:
+            raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
+                               f"the learner is of an older version, which takes a checkpoint only inside the learn "
+                               f"response, and this one is {reference.size} bytes (at most {inline_limit} fit); "
+                               "upgrade that replica server")
         mutations = [m for m in wal.read_from(reference.decree + 1) if m.decree <= load.end_decree]
         checkpoint = reference.to_wire() if load.by_reference else path.read_bytes()
         return load.load_id, reference.decree, checkpoint, mutations

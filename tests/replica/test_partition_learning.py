@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, threads
 
 from pegasus_node.config import NodeConfig
+from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.replica.checkpoint_download import DownloadedCheckpoint
 from pegasus_node.replica import checkpoint_install
 from pegasus_node.replica.partition import _EFFECT_HANDLERS, ERROR, PartitionReplica
@@ -169,3 +171,16 @@ async def test_the_checkpoint_goes_by_name_or_to_an_older_learner_by_value(repli
     assert (base, checkpoint) == (decree, {"file": path.name, "size": path.stat().st_size, "decree": decree})
     _, base, checkpoint, _ = replica._load_learn_state(dataclasses.replace(load, by_reference=False))
     assert (base, checkpoint) == (decree, path.read_bytes())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_checkpoint_too_big_for_a_response_is_not_sent_to_an_older_learner(replica, monkeypatch):
+    await replica.checkpoint(force=True)
+    size = replica.engine.latest_checkpoint_path.stat().st_size
+    options = dataclasses.replace(replica.server.replication_options, max_learn_bytes=size - 1)
+    monkeypatch.setattr(replica.server, "replication_options", options)
+    load = fx.LoadLearnState(GPID, 1, "127.0.0.1:9", 1, 5, by_reference=False)
+    with pytest.raises(PegasusError, match="older version.*upgrade that replica server") as raised:
+        replica._load_learn_state(load)
+    assert raised.value.code == ErrorCode.ERR_VALUE_TOO_LARGE
+    assert replica._load_learn_state(dataclasses.replace(load, by_reference=True))[2]["size"] == size
