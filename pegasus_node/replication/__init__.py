@@ -23,7 +23,10 @@ Events the edge feeds (each returns a list of effects)
                                              the beacon reply's on_config calls
     on_client_write(now, request_id, writes, timestamp_us=, deadline=, flush=True)
                                              storage op dicts (storage/operations.py), atomically applied
-    flush(now)                               after on_client_write(flush=False) calls of one reactor turn
+    on_follower_read(now, read_id, deadline=, flush=True)
+                                             a read sent to this secondary as a follower read
+    flush(now)                               after the on_client_write / on_follower_read(flush=False) calls
+                                             of one reactor turn
     check_read(now) -> ErrorCode             not an event: may the primary serve a read from its applied
                                              state now (PRIMARY, lease valid, reconciled and applied)
     on_message(now, message)                 a decoded replication message from a peer
@@ -48,10 +51,13 @@ Effects the edge carries out, in order
     ReplyClient(gpid, request_id, error, decree, results)
                                          answer a write: ERR_OK with the apply results; ERR_INVALID_STATE
                                          (not written: refresh and retry); ERR_TIMEOUT (outcome unknown)
+    ReplyRead(gpid, read_id, error)      answer a follower read: ERR_OK: read the applied state now;
+                                         otherwise the client asks the primary
     ReportToMeta(ConfigChangeRequest)    to the meta server (meta.guardian.handle_request decides)
-    LoadLearnState(gpid, load_id, learner, start_decree, end_decree)
-                                         read decrees from the WAL, or the newest checkpoint plus the WAL
-                                         after it; then on_learn_state_loaded
+    LoadLearnState(gpid, load_id, learner, start_decree, end_decree, by_reference)
+                                         read decrees from the WAL, or the newest checkpoint (by name, or
+                                         its bytes for an older learner) plus the WAL after it; then
+                                         on_learn_state_loaded
     StatusChanged(gpid, ballot, old, new)
                                          informational (logs, metrics)
 
@@ -77,6 +83,9 @@ Message flow
     sends ReportToMeta(UPGRADE); the meta makes it a secondary (ballot + 1).
     primary: a member silent or stuck for prepare_timeout_seconds ─► ReportToMeta(REMOVE).
     a message at an older ballot gets StaleBallot(config) back; a newer config in any message is adopted.
+    follower read: secondary ─ReadIndexRequest─► primary (one for the reads of a turn) ─ReadIndexReply(its
+    commit point, only while it serves with a lease)─► secondary; the reads are served once it has applied
+    that point (follower_reads.py).
 
 Leases (lease.py): the server's lease ends ``lease`` after the SEND time of its last acknowledged beacon; a
 primary without a lease takes no new writes and serves no reads. The meta server declares a server dead
@@ -104,6 +113,7 @@ from pegasus_node.replication.effects import (
     LoadLearnState,
     PersistBallot,
     ReplyClient,
+    ReplyRead,
     ReportToMeta,
     Send,
     StatusChanged,
@@ -117,6 +127,8 @@ from pegasus_node.replication.messages import (
     Message,
     Prepare,
     PrepareAck,
+    ReadIndexReply,
+    ReadIndexRequest,
     StaleBallot,
     decode_message,
 )
@@ -145,7 +157,10 @@ __all__ = [
     "ReplicaLease",
     "ReplicaReport",
     "ReplicationOptions",
+    "ReadIndexReply",
+    "ReadIndexRequest",
     "ReplyClient",
+    "ReplyRead",
     "ReportToMeta",
     "RequestKind",
     "Send",
