@@ -115,6 +115,8 @@ def build_kv_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-preload", action="store_true", help="get/scan: read what a set run wrote")
     parser.add_argument("--follower-read", action="store_true",
                         help="send the reads to secondaries as follower reads (linearizable)")
+    parser.add_argument("--backup-request-delay-ms", type=_non_negative_int, default=0, metavar="MS",
+                        help="send a read the primary has not answered in MS ms to a secondary too (0: off)")
     return parser
 
 
@@ -200,7 +202,8 @@ async def run_kv(reactor: Any, args: argparse.Namespace, on_progress: ProgressCa
 
     client = Client(args.meta, reactor=reactor, timeout=args.timeout)
     try:
-        table = await client.open_table(args.table, follower_read=args.follower_read)
+        table = await client.open_table(args.table, follower_read=args.follower_read,
+                                        backup_request_delay_ms=args.backup_request_delay_ms)
         keys = KeySpace(args.hash_keys)
         value = make_value(args.value_size)
         preloaded = 0
@@ -227,6 +230,8 @@ async def run_kv(reactor: Any, args: argparse.Namespace, on_progress: ProgressCa
         result=result,
         preloaded=preloaded,
         follower_read=args.follower_read,
+        backup_request_delay_ms=args.backup_request_delay_ms,
+        backup_requests=table.stats.backup_requests,
     )
 
 

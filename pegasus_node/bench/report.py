@@ -7,7 +7,8 @@ JSON keys (schema_version 1; keys are only ever added):
 - ``target``: the meta server list (kv) or the echo server's address (ceiling); ``table``: name or null;
 - ``ops`` (requested), ``done`` (completed, ok or not), ``concurrency``, ``value_size`` (bytes),
   ``hash_keys`` (kv) or null, ``preloaded`` (records written before a get/scan run, untimed; 0 if none),
-  ``follower_read`` (true: the reads went to secondaries as follower reads);
+  ``follower_read`` (true: the reads went to secondaries as follower reads), ``backup_request_delay_ms`` (0: no
+  backup requests) and ``backup_requests`` (how many reads were also sent to a secondary);
 - ``elapsed_seconds``, ``ops_per_second`` (completed operations over the timed run);
 - ``ok``, ``not_found`` (reads of absent keys: successful operations), ``error_count``,
   ``errors`` ({error code name or failure label: count}), ``error_examples`` ({same key: one message});
@@ -37,6 +38,8 @@ def report_document(
     result: LoopResult,
     preloaded: int = 0,
     follower_read: bool = False,
+    backup_request_delay_ms: int = 0,
+    backup_requests: int = 0,
 ) -> dict[str, Any]:
     progress = result.progress
     return {
@@ -53,6 +56,8 @@ def report_document(
         "hash_keys": hash_keys,
         "preloaded": preloaded,
         "follower_read": follower_read,
+        "backup_request_delay_ms": backup_request_delay_ms,
+        "backup_requests": backup_requests,
         "elapsed_seconds": round(progress.elapsed_seconds, 6),
         "ops_per_second": round(progress.ops_per_second, 1),
         "ok": progress.ok,
@@ -78,6 +83,9 @@ def format_text(doc: dict[str, Any]) -> str:
         lines.append(f"  preloaded   {doc['preloaded']} records (not timed)")
     if doc.get("follower_read"):
         lines.append("  reads       follower reads, from the secondaries")
+    if doc.get("backup_request_delay_ms"):
+        lines.append(f"  backup      after {doc['backup_request_delay_ms']} ms: {doc['backup_requests']} reads also "
+                     "sent to a secondary")
     lines.append(f"  throughput  {doc['ops_per_second']:.1f} ops/s over {doc['elapsed_seconds']:.3f} s")
     lines.append(f"  results     ok {doc['ok']}, not found {doc['not_found']}, errors {doc['error_count']}")
     lat = doc["latency_us"]

@@ -21,12 +21,13 @@ from pegasus_node.bench.report import format_text
 from pegasus_node.bench.runner import NOT_FOUND, BenchFailure, BenchStalled, run_loops
 from pegasus_node.bench.workloads import ECHO_METHOD, KeySpace, echo_handler
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.twisted_rpc import delay
 
 REPO = Path(__file__).resolve().parents[2]
 DOC_KEYS = {
     "tool", "schema_version", "mode", "workload", "target", "table", "ops", "done", "concurrency", "value_size",
-    "hash_keys", "preloaded", "follower_read", "elapsed_seconds", "ops_per_second", "ok", "not_found", "error_count",
-    "errors", "error_examples", "latency_us",
+    "hash_keys", "preloaded", "follower_read", "backup_request_delay_ms", "backup_requests", "elapsed_seconds",
+    "ops_per_second", "ok", "not_found", "error_count", "errors", "error_examples", "latency_us",
 }
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p99", "p999", "p9999", "max"}
 
@@ -187,6 +188,17 @@ async def test_get_workload_with_follower_reads_reads_from_the_secondaries(clust
     assert (doc["follower_read"], doc["ok"], doc["error_count"]) == (True, 60, 0)
     assert sum(r.follower_reads for r in cluster.replicas) == 60
     assert "follower reads" in format_text(doc)
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_workload_with_backup_requests_counts_them(cluster) -> None:
+    doc = await run_kv(reactor, _kv_args(cluster, "--workload", "get"))
+    assert (doc["backup_request_delay_ms"], doc["backup_requests"]) == (0, 0)
+    for replica in cluster.replicas:  # every read is slower than the backup delay: each sends a backup request
+        replica.faults.actions["rrdb.get"] = delay(0.03)
+    doc = await run_kv(reactor, _kv_args(cluster, "--workload", "get", "--backup-request-delay-ms", "5"))
+    assert (doc["ok"], doc["error_count"], doc["backup_request_delay_ms"], doc["backup_requests"]) == (60, 0, 5, 60)
+    assert "60 reads also sent to a secondary" in format_text(doc)
 
 
 @pytest_twisted.ensureDeferred

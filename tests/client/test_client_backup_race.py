@@ -6,6 +6,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 
 from pegasus_node.client.backup_request import race_with_backup
+from pegasus_node.twisted_rpc.deadline_wheel import DeadlineWheel
 from pegasus_node.errors import ErrorCode, PegasusError
 
 
@@ -121,3 +122,23 @@ def test_cancelling_before_the_delay_stops_the_timer() -> None:
     race.cancel()
     race.addErrback(lambda f: f.trap(CancelledError))
     assert req.cancelled == ["first"] and not clock.getDelayedCalls()
+
+
+def test_on_a_deadline_wheel_the_backup_goes_at_most_one_tick_late_and_a_fast_primary_leaves_none() -> None:
+    clock, req = Clock(), Requests()
+    timers = DeadlineWheel(clock, tick=0.01)
+    seen = _outcome(race_with_backup(clock, req.send_first, req.send_backup, 0.05, timers))
+    clock.advance(0.049)
+    assert req.backup is None
+    clock.advance(0.012)
+    assert req.backup is not None
+    req.backup.callback("from the secondary")
+    assert seen == [("ok", "from the secondary")] and req.cancelled == ["first"]
+
+    clock, req = Clock(), Requests()
+    timers = DeadlineWheel(clock, tick=0.01)
+    seen = _outcome(race_with_backup(clock, req.send_first, req.send_backup, 0.05, timers))
+    req.first.callback("from the primary")
+    assert seen == [("ok", "from the primary")] and len(timers) == 0
+    clock.advance(1.0)
+    assert req.backup is None
