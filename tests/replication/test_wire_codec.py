@@ -10,7 +10,8 @@ import pytest
 
 from pegasus_node.replication import config as config_module
 from pegasus_node.replication.config import PartitionConfiguration, WireFormatError
-from pegasus_node.replication.messages import GroupCheck, LearnRequest, Prepare, decode_message
+from pegasus_node.errors import ErrorCode
+from pegasus_node.replication.messages import GroupCheck, LearnRequest, Prepare, ReadIndexReply, decode_message
 from pegasus_node.storage.mutation import Mutation
 from pegasus_node.storage.operations import put_op
 
@@ -123,3 +124,11 @@ def test_a_field_with_a_default_may_be_missing_as_from_an_older_peer() -> None:
         decode_message({**old, "by_reference": "yes"})
     with pytest.raises(WireFormatError, match="committed"):
         decode_message({key: value for key, value in old.items() if key != "committed"})
+
+
+def test_a_read_index_reply_round_trips_and_an_unknown_error_code_is_refused() -> None:
+    reply = ReadIndexReply((1, 0), 3, "a:1", 7, 42, ErrorCode.ERR_OK)
+    wire = msgpack.unpackb(msgpack.packb(reply.to_wire()))
+    assert wire["error"] == 0 and decode_message(wire) == reply
+    with pytest.raises(WireFormatError, match="unknown error code 999"):
+        decode_message({**wire, "error": 999})
