@@ -1,5 +1,5 @@
-"""The primary's side of learning from a checkpoint: a small reference in the learn response, and the file's
-bytes in chunks over ``replica.checkpoint_chunk``.
+"""The primary's side of learning: what a learner is sent (``load_learn_state``), and for a checkpoint a small
+reference in the learn response, with the file's bytes in chunks over ``replica.checkpoint_chunk``.
 
 A checkpoint can be far bigger than one RPC frame (``[core] max_frame_bytes``), so it never travels inside a
 ``LearnResponse``: the response names it (``CheckpointReference``) and the learner fetches it in byte ranges
@@ -65,6 +65,33 @@ def reference_checkpoint(path: Path) -> CheckpointReference:
     """The reference to send a learner for the checkpoint at ``path`` (a stat: blocking, but cheap). The
     file's content needs no checksum here: the learner's engine verifies a checkpoint's CRCs on install."""
     return CheckpointReference(path.name, path.stat().st_size, checkpoint_decree(path.name))
+
+
+def load_learn_state(engine: Any, load: Any, inline_limit: int) -> tuple:
+    """What a primary sends a learner (``LoadLearnState``, on a worker thread): decrees from the WAL, or the
+    newest checkpoint plus the WAL after it, as ``(load_id, checkpoint_decree, checkpoint, mutations)``.
+
+    The checkpoint goes as a reference (its name, size and decree): the learner fetches it in chunks. A learner
+    of an older version gets its bytes instead, so that the order of a rolling upgrade does not matter; those
+    must fit in a learn response (``inline_limit`` bytes), as they had to before."""
+    wal = engine.wal
+    if wal.first_decree and wal.first_decree <= load.start_decree:
+        mutations = [m for m in wal.read_from(load.start_decree) if m.decree <= load.end_decree]
+        if mutations and mutations[0].decree == load.start_decree:
+            return load.load_id, 0, None, mutations
+    path = engine.latest_checkpoint_path
+    if path is None:
+        mutations = [m for m in wal.read_from(1) if m.decree <= load.end_decree]
+        return load.load_id, 0, None, mutations
+    reference = reference_checkpoint(path)
+    if not load.by_reference and reference.size > inline_limit:
+        raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
+                           f"the learner is of an older version, which takes a checkpoint only inside the learn "
+                           f"response, and this one is {reference.size} bytes (at most {inline_limit} fit); "
+                           "upgrade that replica server")
+    mutations = [m for m in wal.read_from(reference.decree + 1) if m.decree <= load.end_decree]
+    checkpoint = reference.to_wire() if load.by_reference else path.read_bytes()
+    return load.load_id, reference.decree, checkpoint, mutations
 
 
 def chunk_limit(max_frame_bytes: int) -> int:

@@ -32,7 +32,7 @@ from pegasus_node.base.turn import call_soon
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.replica import checkpoint_install
 from pegasus_node.replica.checkpoint_download import CheckpointDownloader, DownloadedCheckpoint
-from pegasus_node.replica.checkpoint_source import CheckpointReference, reference_checkpoint
+from pegasus_node.replica.checkpoint_source import CheckpointReference, load_learn_state
 from pegasus_node.replica.log_writer import ReplicaLog
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration, PartitionStatus
@@ -227,7 +227,8 @@ class PartitionReplica:
         write_ballot(self.directory, effect.ballot, self.server.config.fsync)
 
     def _load_learn_state_in_thread(self, effect: fx.LoadLearnState) -> None:
-        d = threads.deferToThread(self._load_learn_state, effect)
+        inline_limit = self.server.replication_options.max_learn_bytes  # what fits in a learn response
+        d = threads.deferToThread(load_learn_state, self.engine, effect, inline_limit)
         d.addCallbacks(self._on_learn_state_loaded, self._on_learn_state_failed, errbackArgs=(effect,))
 
     def _report_to_meta(self, effect: fx.ReportToMeta) -> None:
@@ -250,31 +251,6 @@ class PartitionReplica:
             self.run(self.core.on_local_error(self.server.clock(), error.message))
 
     # ----- learning -----
-
-    def _load_learn_state(self, load: fx.LoadLearnState) -> tuple:
-        """In a worker thread: decrees from the WAL, or the newest checkpoint plus the WAL after it. The
-        checkpoint goes as a reference (its name, size and decree): the learner fetches it in chunks. A learner
-        of an older version gets the bytes instead (so the order of a rolling upgrade does not matter; such a
-        checkpoint must fit in a frame, as it had to before)."""
-        wal = self.engine.wal
-        if wal.first_decree and wal.first_decree <= load.start_decree:
-            mutations = [m for m in wal.read_from(load.start_decree) if m.decree <= load.end_decree]
-            if mutations and mutations[0].decree == load.start_decree:
-                return load.load_id, 0, None, mutations
-        path = self.engine.latest_checkpoint_path
-        if path is None:
-            mutations = [m for m in wal.read_from(1) if m.decree <= load.end_decree]
-            return load.load_id, 0, None, mutations
-        reference = reference_checkpoint(path)
-        inline_limit = self.server.replication_options.max_learn_bytes
-        if not load.by_reference and reference.size > inline_limit:
-            raise PegasusError(ErrorCode.ERR_VALUE_TOO_LARGE,
-                               f"the learner is of an older version, which takes a checkpoint only inside the learn "
-                               f"response, and this one is {reference.size} bytes (at most {inline_limit} fit); "
-                               "upgrade that replica server")
-        mutations = [m for m in wal.read_from(reference.decree + 1) if m.decree <= load.end_decree]
-        checkpoint = reference.to_wire() if load.by_reference else path.read_bytes()
-        return load.load_id, reference.decree, checkpoint, mutations
 
     def _on_learn_state_loaded(self, loaded: tuple) -> None:
         if self.core is not None:

@@ -13,6 +13,7 @@ from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.replica.checkpoint_download import DownloadedCheckpoint
 from pegasus_node.replica import checkpoint_install
+from pegasus_node.replica.checkpoint_source import load_learn_state
 from pegasus_node.replica.partition import _EFFECT_HANDLERS, ERROR, PartitionReplica
 from pegasus_node.replica.server import ReplicaServer
 from pegasus_node.replication import effects as fx
@@ -22,6 +23,7 @@ from pegasus_node.storage.checkpoint import CheckpointSnapshot, checkpoint_path,
 from tests.twisted_rpc.rpc_test_support import LogCapture
 
 GPID = (1, 0)
+LIMIT = 4 << 20  # what fits in a learn response
 
 
 @pytest_twisted.async_yield_fixture
@@ -167,20 +169,18 @@ async def test_the_checkpoint_goes_by_name_or_to_an_older_learner_by_value(repli
     decree = await replica.checkpoint(force=True)
     path = replica.engine.latest_checkpoint_path
     load = fx.LoadLearnState(GPID, 1, "127.0.0.1:9", 1, 5)
-    _, base, checkpoint, _ = replica._load_learn_state(load)
+    _, base, checkpoint, _ = load_learn_state(replica.engine, load, LIMIT)
     assert (base, checkpoint) == (decree, {"file": path.name, "size": path.stat().st_size, "decree": decree})
-    _, base, checkpoint, _ = replica._load_learn_state(dataclasses.replace(load, by_reference=False))
+    _, base, checkpoint, _ = load_learn_state(replica.engine, dataclasses.replace(load, by_reference=False), LIMIT)
     assert (base, checkpoint) == (decree, path.read_bytes())
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_checkpoint_too_big_for_a_response_is_not_sent_to_an_older_learner(replica, monkeypatch):
+async def test_a_checkpoint_too_big_for_a_response_is_not_sent_to_an_older_learner(replica):
     await replica.checkpoint(force=True)
     size = replica.engine.latest_checkpoint_path.stat().st_size
-    options = dataclasses.replace(replica.server.replication_options, max_learn_bytes=size - 1)
-    monkeypatch.setattr(replica.server, "replication_options", options)
     load = fx.LoadLearnState(GPID, 1, "127.0.0.1:9", 1, 5, by_reference=False)
     with pytest.raises(PegasusError, match="older version.*upgrade that replica server") as raised:
-        replica._load_learn_state(load)
+        load_learn_state(replica.engine, load, size - 1)
     assert raised.value.code == ErrorCode.ERR_VALUE_TOO_LARGE
-    assert replica._load_learn_state(dataclasses.replace(load, by_reference=True))[2]["size"] == size
+    assert load_learn_state(replica.engine, dataclasses.replace(load, by_reference=True), size - 1)[2]["size"] == size
