@@ -245,7 +245,9 @@ class ReplicationOptions:
     group_check_seconds: float = 1.0  # the primary's periodic commit-point broadcast and liveness probe
     learn_retry_seconds: float = 2.0  # a learner re-asks when a learn round got no answer or stalled
     meta_request_retry_seconds: float = 1.0  # re-send a remove/upgrade request until the ballot moves
-    follower_read_timeout_seconds: float = 3.0  # a follower read the edge gave no deadline waits at most this long
+    # A follower read the edge gave no deadline waits at most this long for its primary's commit point (a round
+    # trip between two replica servers), then fails, and the client asks the primary.
+    follower_read_timeout_seconds: float = 1.0
     keep_committed_mutations: int = 256  # committed mutations kept in memory for lagging members and learners
     max_buffered_prepares: int = 1024  # out-of-order prepares (and those arriving while learning) kept
     # A learn response carries at most this many bytes of mutations (at least one): a learner far behind
