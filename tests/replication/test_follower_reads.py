@@ -170,3 +170,32 @@ def test_a_read_index_reply_carries_the_commit_point_like_a_group_check() -> Non
     h.settle()
     assert h.cores["B"].committed == 1
     assert h.deliver(kind=GroupCheck) == 0  # no group check was needed
+
+
+def test_reads_wait_while_a_request_is_out_then_share_the_next_one() -> None:
+    h = three()
+    committed_but_not_applied_on_b(h)
+    h.follower_read("B", "r1")
+    assert sum(isinstance(m, ReadIndexRequest) for _, m in h.inbox) == 1
+    h.follower_read("B", "r2")
+    h.follower_read("B", "r3")
+    assert sum(isinstance(m, ReadIndexRequest) for _, m in h.inbox) == 1  # r2 and r3 wait for r1's answer
+    h.deliver(to="A", kind=ReadIndexRequest)
+    h.deliver(to="B", kind=ReadIndexReply)
+    assert [a[1] for a in answers(h)] == ["r1"]
+    assert sum(isinstance(m, ReadIndexRequest) for _, m in h.inbox) == 1  # then one request for both
+    h.settle()
+    assert answers(h) == [("B", r, ErrorCode.ERR_OK, b"v1") for r in ("r1", "r2", "r3")]
+
+
+def test_a_lost_request_holds_the_next_reads_only_until_its_own_expire() -> None:
+    h = three()
+    h.follower_read("B", "r1", deadline=h.now + 0.5)
+    h.deliver(kind=ReadIndexRequest, drop=True)
+    h.follower_read("B", "r2", deadline=h.now + 2.0)
+    assert not any(isinstance(m, ReadIndexRequest) for _, m in h.inbox)  # r1's request is still out
+    h.tick(0.6)  # r1 expires, and with it the lost request: r2's goes
+    assert [a[1:3] for a in answers(h)] == [("r1", ErrorCode.ERR_TIMEOUT)]
+    assert sum(isinstance(m, ReadIndexRequest) for _, m in h.inbox) == 1
+    h.settle()
+    assert [a[1:3] for a in answers(h)] == [("r1", ErrorCode.ERR_TIMEOUT), ("r2", ErrorCode.ERR_OK)]
