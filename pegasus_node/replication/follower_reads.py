@@ -5,8 +5,8 @@ group check. So a follower read waits for the primary's word:
 
 1. the reads that arrive while no request is out go to the primary as one ``ReadIndexRequest`` (``flush``, at
    the end of the edge's turn); those that arrive while one is out wait for its answer, then go together in
-   the next. One request at a time batches by itself, the more the busier the partition (64 reads in flight
-   over 8 partitions: 2.2 reads per request);
+   the next. One request at a time batches by itself, the more the busier the partition (BENCHMARKS.md has
+   the figures);
 2. the primary answers with its commit point, and only while it serves with a valid lease and has
    reconciled. With the lease it is the one primary: an old primary's lease ends before the meta server
    appoints a new one;
