@@ -34,7 +34,7 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from pegasus_node.replica.partition import remove_replica_dir, replica_dir
+from pegasus_node.replica.replica_dir import remove_replica_dir, replica_dir
 from pegasus_node.storage.errors import StorageError
 from pegasus_node.storage.fsutil import lock_directory
 from pegasus_node.twisted_rpc import RateLimitedLog

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
-import shutil
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twisted.internet import defer, threads
@@ -34,6 +31,7 @@ from pegasus_node.replica import checkpoint_install
 from pegasus_node.replica.checkpoint_download import CheckpointDownloader, DownloadedCheckpoint
 from pegasus_node.replica.checkpoint_source import CheckpointReference, load_learn_state
 from pegasus_node.replica.log_writer import ReplicaLog
+from pegasus_node.replica.replica_dir import read_ballot, replica_dir, write_ballot
 from pegasus_node.replication import effects as fx
 from pegasus_node.replication.config import PartitionConfiguration, PartitionStatus
 from pegasus_node.replication.core import ReplicaCore
@@ -46,41 +44,6 @@ if TYPE_CHECKING:
 log = Logger(namespace="pegasus.replica")
 
 OPENING, ERROR = "OPENING", "ERROR"
-BALLOT_FILE = "ballot"
-
-
-def replica_dir(data_dir: str | Path, app_id: int, pidx: int) -> Path:
-    return Path(data_dir) / "replica" / f"{app_id}.{pidx}"
-
-
-def remove_replica_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def read_ballot(directory: Path) -> int:
-    try:
-        return int((directory / BALLOT_FILE).read_text().strip() or 0)
-    except FileNotFoundError:
-        return 0
-
-
-def write_ballot(directory: Path, ballot: int, fsync: bool) -> None:
-    """Atomically and durably: a restarted replica must never be primary again at a ballot it used."""
-    tmp = directory / (BALLOT_FILE + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(str(ballot))
-        handle.flush()
-        if fsync:
-            os.fsync(handle.fileno())
-    os.replace(tmp, directory / BALLOT_FILE)
-    if fsync:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 class PartitionReplica:
     def __init__(self, server: "ReplicaServer", gpid: tuple[int, int]) -> None:
         self.server = server

@@ -25,7 +25,8 @@ from pegasus_node.replica.checkpoint_source import CHUNK_METHOD, serve_chunk
 from pegasus_node.replica.data_handlers import DataHandlers
 from pegasus_node.replica.garbage import UnassignedReplicaCollector
 from pegasus_node.replica.log_writer import ServerLogWriter
-from pegasus_node.replica.partition import PartitionReplica, remove_replica_dir, replica_dir
+from pegasus_node.replica.partition import PartitionReplica
+from pegasus_node.replica.replica_dir import remove_replica_dir, replica_dir
 from pegasus_node.replica.peer_outbox import MESSAGES_METHOD, PeerOutbox
 from pegasus_node.replication.config import PartitionConfiguration, ReplicationOptions, WireFormatError
 from pegasus_node.replication.lease import ReplicaLease

@@ -12,7 +12,7 @@ from twisted.logger import LogLevel
 from pegasus_node.config import NodeConfig
 from pegasus_node.replica import garbage
 from pegasus_node.replica.garbage import UnassignedReplicaCollector
-from pegasus_node.replica.partition import replica_dir
+from pegasus_node.replica.replica_dir import replica_dir
 from pegasus_node.replica.server import ReplicaServer
 from pegasus_node.replication.config import PartitionConfiguration
 from pegasus_node.storage.fsutil import lock_directory
