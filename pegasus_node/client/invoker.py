@@ -74,8 +74,8 @@ class PartitionInvoker:
         Retries until the deadline as :mod:`pegasus_node.client.retry` allows; reads may also go to a
         secondary as a backup request, or first to a secondary as a follower read (retries go to the primary).
         Raises the replica's error, :class:`PegasusTimeoutError`, :class:`AmbiguousResultError` or
-        :class:`TableNotFoundError`. ``after_first_attempt``: the retriable
-        error of a first attempt that ``start`` made, and the configuration version it found stale.
+        :class:`TableNotFoundError`. ``after_first_attempt``: the retriable error of a first attempt that
+        ``start`` made, and the configuration version it found stale.
         """
         operation = f"{method} on table {self.cache.table_name!r}"
         backoff = Backoff()

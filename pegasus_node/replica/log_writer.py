@@ -101,8 +101,11 @@ class ServerLogWriter:
                on_failed: Callable[[PegasusError], None]) -> ReplicaLog:
         replica_log = ReplicaLog(self, gpid, wal, on_durable, on_failed)
         self._logs.add(replica_log)
-        self._open_wals = tuple(attached.wal for attached in self._logs)
+        self._open_wals_changed()
         return replica_log
+
+    def _open_wals_changed(self) -> None:
+        self._open_wals = tuple(attached.wal for attached in self._logs)
 
     def stats(self) -> dict:
         return {"cycles": self.cycles, "batches": self.batches, "mutations": self.mutations,
@@ -111,7 +114,7 @@ class ServerLogWriter:
 
     def detach(self, replica_log: ReplicaLog) -> None:
         self._logs.discard(replica_log)
-        self._open_wals = tuple(attached.wal for attached in self._logs)
+        self._open_wals_changed()
         self._queued.pop(replica_log, None)
         if replica_log.wal.close_sync_failed and not self._gc_blocked:
             # Its last writes are durable only in the shared log now, so the shared log must keep them.

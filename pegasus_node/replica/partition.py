@@ -312,13 +312,10 @@ class PartitionReplica:
 
     def submit(self, op: dict, deadline: float | None = None) -> defer.Deferred:
         """One client request (one storage op). Fires with the op's result plus ``decree``."""
-        if self.error_message:
-            raise PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {self.error_message}")
+        self._raise_if_failed()
         if self.core is None:
             raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}, not PRIMARY")
-        request_id = next(self._request_ids)
-        deferred = defer.Deferred()
-        self._waiting[request_id] = deferred
+        request_id, deferred = self._new_waiter()
         effects = self.core.on_client_write(self.server.clock(), request_id, [op], timestamp_us=time.time_ns() // 1000,
                                             deadline=deadline, flush=False)
         self.run(effects)
@@ -328,16 +325,23 @@ class PartitionReplica:
     def follower_read(self) -> defer.Deferred:
         """A read sent here as a follower read: fires with the engine to read at once, when this replica may
         serve it (replication/follower_reads.py); fails with PegasusError otherwise."""
-        if self.error_message:
-            raise PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {self.error_message}")
+        self._raise_if_failed()
         if self.core is None or self.engine is None:
             raise PegasusError(ErrorCode.ERR_INVALID_STATE, f"replica {self.gpid} is {self.status}")
-        read_id = next(self._request_ids)
-        deferred = defer.Deferred()
-        self._waiting[read_id] = deferred
+        read_id, deferred = self._new_waiter()
         self.run(self.core.on_follower_read(self.server.clock(), read_id, flush=False))
         self._flush_at_end_of_turn()
         return deferred
+
+    def _raise_if_failed(self) -> None:
+        if self.error_message:
+            raise PegasusError(ErrorCode.ERR_DISK_IO, f"replica {self.gpid[0]}.{self.gpid[1]}: {self.error_message}")
+
+    def _new_waiter(self) -> tuple[int, defer.Deferred]:
+        """An id for the core (a client write's or a follower read's) and the Deferred its answer fires."""
+        waiter_id = next(self._request_ids)
+        deferred = self._waiting[waiter_id] = defer.Deferred()
+        return waiter_id, deferred
 
     def _flush_at_end_of_turn(self) -> None:
         """Every write of this reactor turn goes in one mutation, and every follower read in one request."""
