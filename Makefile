@@ -13,12 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Debian packages that the end-to-end tests drive: tmux, and iproute2 (`ip netns`, for test hosts in network
-# namespaces). Installed only when missing; needs root or sudo.
+# Debian packages that the end-to-end tests drive: tmux, iproute2 (`ip netns`, for test hosts in network
+# namespaces) and ZooKeeper (a real server for the meta servers' shared state). Installed only when missing;
+# needs root or sudo.
 system-deps:
-	@{ command -v tmux && command -v ip; } >/dev/null 2>&1 || { \
+	@{ command -v tmux && command -v ip && [ -f /usr/share/java/zookeeper.jar ]; } >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq tmux iproute2 >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq tmux iproute2 zookeeper >/dev/null; }
 
 shell: $(STAMP)
 	$(BIN)/pegasus-shell

@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(meta)
     meta.add_argument("--port", type=int, dest="meta_port", help="RPC and HTTP port (default 34601)")
     meta.add_argument("--meta-list", help="all meta servers of the cluster, comma separated")
-    meta.add_argument("--state-store", choices=("file", "zookeeper"))
+    meta.add_argument("--state-store", choices=("file", "zookeeper"),
+                      help="file (one meta server) or zookeeper (several, one leader elected)")
+    meta.add_argument("--zookeeper", dest="zookeeper_hosts", metavar="HOST:PORT[,...]",
+                      help="the ZooKeeper ensemble, for --state-store zookeeper")
+    meta.add_argument("--cluster-root", help="this cluster's znode in ZooKeeper (default /pegasus/onebox)")
     meta.add_argument("--meta-level", choices=("freezed", "steady", "lively"))
 
     replica = sub.add_parser("replica", help="run a replica server")
@@ -41,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     onebox = sub.add_parser("onebox", help="a meta server and N replica servers as processes on 127.0.0.1")
     onebox.add_argument("--data-dir", required=True)
     onebox.add_argument("--replicas", type=int, default=3, help="number of replica servers (default 3)")
+    onebox.add_argument("--metas", type=int, default=1,
+                        help="number of meta servers (default 1); more than one needs --zookeeper")
+    onebox.add_argument("--zookeeper", metavar="HOST:PORT[,...]",
+                        help="a running ZooKeeper, where several meta servers keep their state and elect a leader")
+    onebox.add_argument("--cluster-root", help="the cluster's znode (default /pegasus/onebox-FIRST_META_PORT)")
     onebox.add_argument("--meta-port", type=int, help="default 34601, or the port of the previous run")
     onebox.add_argument("--replica-port", type=int, help="first replica port (default 34801, or the previous run's)")
     onebox.add_argument("--free-ports", action="store_true", help="pick free ports instead of the defaults")
@@ -58,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _node_overrides(args: argparse.Namespace) -> dict:
     overrides = {key: getattr(args, key, None) for key in (
         "data_dir", "listen_host", "public_host", "beacon_interval_seconds", "lease_seconds", "grace_seconds",
-        "fsync", "meta_port", "replica_port", "state_store", "meta_level")}
+        "fsync", "meta_port", "replica_port", "state_store", "meta_level", "zookeeper_hosts", "cluster_root")}
     meta_list = getattr(args, "meta_list", None)
     if meta_list:
         overrides["meta_servers"] = tuple(m.strip() for m in meta_list.split(",") if m.strip())
@@ -70,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     install_reactor()
     args = build_parser().parse_args(argv)
-    from pegasus_node.config import load_config
+    from pegasus_node.config import NodeConfig, load_config
     from pegasus_node.errors import PegasusError
 
     try:
@@ -82,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from pegasus_node.processes import run_node
 
         port = config.meta_port if args.role == "meta" else config.replica_port
-        if args.role == "meta" and not getattr(args, "meta_list", None):
+        if args.role == "meta" and config.meta_servers == NodeConfig.meta_servers:
             from dataclasses import replace
 
+            # Neither the ini nor --meta-list named the meta servers: this one alone, at its own address.
             config = replace(config, meta_servers=(f"{config.public_host or config.listen_host}:{port}",))
         return run_node(args.role, config, port, exit_with_parent=args.exit_with_parent)
     except PegasusError as exc:

@@ -31,6 +31,9 @@ class NodeConfig:
     meta_port: int = 34601
     state_store: str = "file"  # "file" or "zookeeper"
     zookeeper_hosts: str = ""
+    # A leading meta server whose ZooKeeper session expires is replaced after this long (plus the new leader's
+    # grace period before it declares replica servers dead).
+    zookeeper_session_timeout_seconds: float = 6.0
     cluster_root: str = "/pegasus/onebox"
     hold_seconds_for_dropped_app: int = 7 * 24 * 3600
     meta_level: str = "steady"
@@ -80,6 +83,8 @@ class NodeConfig:
             raise ConfigError(f"[meta_server] state_store must be 'file' or 'zookeeper', not {self.state_store!r}")
         if self.state_store == "zookeeper" and not self.zookeeper_hosts:
             raise ConfigError("[zookeeper] hosts_list is required when [meta_server] state_store = zookeeper")
+        if self.zookeeper_session_timeout_seconds <= 0:
+            raise ConfigError("[zookeeper] session_timeout_seconds must be > 0")
         if not 0 <= self.cluster_id < 128:
             raise ConfigError("[pegasus.server] cluster_id must be in [0, 127]")
         return self
@@ -96,6 +101,7 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("meta_server", "hold_seconds_for_dropped_app"): "hold_seconds_for_dropped_app",
     ("meta_server", "meta_function_level_on_start"): "meta_level",
     ("zookeeper", "hosts_list"): "zookeeper_hosts",
+    ("zookeeper", "session_timeout_seconds"): "zookeeper_session_timeout_seconds",
     ("replication", "port"): "replica_port",
     ("replication", "fd_beacon_interval_seconds"): "beacon_interval_seconds",
     ("replication", "fd_lease_seconds"): "lease_seconds",

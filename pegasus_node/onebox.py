@@ -1,5 +1,8 @@
 """``pegasus-node onebox``: a meta server and N replica servers as separate processes on 127.0.0.1.
 
+With ``--metas M --zookeeper HOSTS`` it runs M meta servers sharing their state in ZooKeeper, one of them
+elected leader (meta/leadership.py); a ZooKeeper server is not started: name a running one.
+
 Like Pegasus's ``start_onebox``. It writes ``DIR/onebox.json`` describing every process (role, address,
 pid, log file and the exact command that starts that process again alone), so that a person or a test can
 ``kill -9`` one process and restart just that one. A second start on the same DIR reuses the same ports,
@@ -21,6 +24,7 @@ from pathlib import Path
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from pegasus_node.client.meta_session import MetaSession
 from pegasus_node.errors import ErrorCode, PegasusError
 
 log = Logger(namespace="pegasus.onebox")
@@ -59,31 +63,41 @@ def read_manifest(data_dir: Path) -> dict | None:
         return None
 
 
-def choose_ports(args, data_dir: Path) -> tuple[int, list[int]]:
+def meta_names(count: int) -> list[str]:
+    return ["meta"] if count == 1 else [f"meta{i}" for i in range(1, count + 1)]
+
+
+def choose_ports(args, data_dir: Path) -> tuple[list[int], list[int]]:
+    """Meta and replica ports: free ones, the ones asked for, or those of the previous run in DATA_DIR."""
+    names = meta_names(args.metas)
     previous = read_manifest(data_dir)
     if args.free_ports and previous is None:
-        return free_port(), [free_port() for _ in range(args.replicas)]
-    meta_port = args.meta_port
-    replica_port = args.replica_port
-    if previous is not None:
-        old = {p["name"]: int(p["address"].rsplit(":", 1)[1]) for p in previous["processes"]}
-        meta_port = meta_port or old.get("meta")
-        old_replicas = [old[f"replica{i}"] for i in range(1, args.replicas + 1) if f"replica{i}" in old]
-        if replica_port is None and len(old_replicas) == args.replicas:
-            return meta_port or DEFAULT_META_PORT, old_replicas
-        if replica_port is None and old_replicas:
-            replica_port = old_replicas[0]
-    meta_port = meta_port or DEFAULT_META_PORT
-    replica_port = replica_port or DEFAULT_REPLICA_PORT
-    return meta_port, [replica_port + i for i in range(args.replicas)]
+        return [free_port() for _ in names], [free_port() for _ in range(args.replicas)]
+    old = {} if previous is None else {p["name"]: int(p["address"].rsplit(":", 1)[1]) for p in previous["processes"]}
+    if args.meta_port is None and all(name in old for name in names):
+        meta_ports = [old[name] for name in names]
+    else:
+        first = args.meta_port or old.get(names[0]) or DEFAULT_META_PORT
+        meta_ports = [first + i for i in range(len(names))]
+    old_replicas = [old[f"replica{i}"] for i in range(1, args.replicas + 1) if f"replica{i}" in old]
+    if args.replica_port is None and len(old_replicas) == args.replicas:
+        replica_ports = old_replicas
+    else:
+        first = args.replica_port or (old_replicas[0] if old_replicas else DEFAULT_REPLICA_PORT)
+        replica_ports = [first + i for i in range(args.replicas)]
+    return meta_ports, replica_ports
 
 
-def node_command(role: str, port: int, data_dir: Path, args, meta_address: str) -> list[str]:
+def node_command(role: str, port: int, data_dir: Path, args, meta_list: str) -> list[str]:
     # -P: "-m" would put the current directory first on sys.path, so a node started from a directory that holds
     # another pegasus_node (a checkout of another version) would run that code, not the onebox's own.
     command = [sys.executable, "-P", "-m", "pegasus_node.cli", role, "--data-dir", str(data_dir), "--port", str(port)]
     if role == "replica":
-        command += ["--meta", meta_address]
+        command += ["--meta", meta_list]
+    elif args.metas > 1:
+        first_port = meta_list.split(",")[0].rsplit(":", 1)[1]
+        command += ["--meta-list", meta_list, "--state-store", "zookeeper", "--zookeeper", args.zookeeper,
+                    "--cluster-root", args.cluster_root or f"/pegasus/onebox-{first_port}"]
     if args.config:
         command += ["--config", str(Path(args.config).resolve())]
     for flag, value in (("--lease", args.lease), ("--grace", args.grace), ("--beacon-interval", args.beacon_interval)):
@@ -102,20 +116,25 @@ class Onebox:
         self.data_dir = data_dir
         self.children: dict[str, subprocess.Popen] = {}
         self.processes: list[BoxProcess] = []
+        from twisted.internet import reactor
+
+        self.reactor = reactor
         self.pool = RpcClientPool()
         self.meta_address = ""
+        self.meta = None
 
     def spawn_all(self) -> None:
-        meta_port, replica_ports = choose_ports(self.args, self.data_dir)
-        busy = [p for p in [meta_port, *replica_ports] if port_in_use(p)]
+        meta_ports, replica_ports = choose_ports(self.args, self.data_dir)
+        busy = [p for p in [*meta_ports, *replica_ports] if port_in_use(p)]
         if busy:
             raise PegasusError(
                 ErrorCode.ERR_BUSY,
                 f"port(s) {', '.join(map(str, busy))} are in use on 127.0.0.1: is another onebox running? "
                 "Stop it, or use --free-ports / --meta-port / --replica-port",
             )
-        self.meta_address = f"127.0.0.1:{meta_port}"
-        specs = [("meta", "meta", meta_port)] + [
+        self.meta_address = ",".join(f"127.0.0.1:{port}" for port in meta_ports)
+        self.meta = MetaSession(self.meta_address, pool=self.pool, clock=self.reactor, timeout=5.0)
+        specs = [(name, "meta", port) for name, port in zip(meta_names(self.args.metas), meta_ports)] + [
             (f"replica{i}", "replica", port) for i, port in enumerate(replica_ports, start=1)
         ]
         for name, role, port in specs:
@@ -149,14 +168,18 @@ class Onebox:
                     f"its output ({process.stdout}) ends with: " + " | ".join(tail),
                 )
 
+    def _meta_call(self, method: str, body: dict, timeout: float) -> defer.Deferred:
+        """To the leading meta server, whichever it is."""
+        return defer.ensureDeferred(self.meta.call(method, body, timeout=timeout))
+
     @defer.inlineCallbacks
     def wait_ready(self, reactor):
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        replica_count = len(self.processes) - 1
+        replica_count = sum(1 for p in self.processes if p.role == "replica")
         while True:
             self.check_children()
             try:
-                nodes = (yield self.pool.call(self.meta_address, "meta.list_nodes", {}, 2.0))["nodes"]
+                nodes = (yield self._meta_call("meta.list_nodes", {}, 2.0))["nodes"]
                 if sum(1 for n in nodes if n["status"] == "alive") >= replica_count:
                     break
             except PegasusError:
@@ -165,10 +188,10 @@ class Onebox:
                 raise PegasusError(ErrorCode.ERR_TIMEOUT, f"the cluster was not ready within {READY_TIMEOUT_SECONDS:.0f} s; "
                                    f"see the logs under {self.data_dir}")
             yield task.deferLater(reactor, 0.2, lambda: None)
-        apps = (yield self.pool.call(self.meta_address, "meta.list_apps", {"status": "all"}, 5.0))["apps"]
+        apps = (yield self._meta_call("meta.list_apps", {"status": "all"}, 5.0))["apps"]
         if not apps:
             replicas = self.args.app_replicas or min(3, replica_count)
-            yield self.pool.call(self.meta_address, "meta.create_app",
+            yield self._meta_call("meta.create_app",
                                  {"name": self.args.app, "partition_count": self.args.partitions,
                                   "replica_count": replicas}, 10.0)
             print(f"created table {self.args.app} with {self.args.partitions} partitions", flush=True)
@@ -179,10 +202,10 @@ class Onebox:
         """Wait until every partition of every table is served by the primary its configuration names."""
         while True:
             self.check_children()
-            apps = (yield self.pool.call(self.meta_address, "meta.list_apps", {}, 5.0))["apps"]
+            apps = (yield self._meta_call("meta.list_apps", {}, 5.0))["apps"]
             expected: dict[str, set] = {}
             for app in apps:
-                config = yield self.pool.call(self.meta_address, "meta.query_config", {"app_name": app["name"]}, 5.0)
+                config = yield self._meta_call("meta.query_config", {"app_name": app["name"]}, 5.0)
                 for part in config["partitions"]:
                     expected.setdefault(part["primary"], set()).add(tuple(part["gpid"]))
             serving = True
@@ -232,6 +255,10 @@ def run_onebox(args) -> int:
 
     if args.replicas < 1:
         print("error: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.metas < 1 or (args.metas > 1 and not args.zookeeper):
+        print("error: --metas must be at least 1, and several meta servers need --zookeeper HOST:PORT (they share "
+              "their state and elect a leader there)", file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -97,12 +97,11 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
 
 def _build(role: str, config: NodeConfig, address: str, fail_points):
     if role == "meta":
-        from pegasus_node.meta.server import MetaServer
-        from pegasus_node.meta.state_store import open_state_store
+        from twisted.internet import reactor
 
-        store = open_state_store(config.state_store, config.data_dir, zookeeper_hosts=config.zookeeper_hosts,
-                                 cluster_root=config.cluster_root)
-        return MetaServer(config, store, address=address)
+        from pegasus_node.meta.service import build_meta_service
+
+        return build_meta_service(config, address, reactor)
     from pegasus_node.replica.server import ReplicaServer
 
     return ReplicaServer(config, address=address, fail_points=fail_points)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,6 @@ from pegasus_node.meta import guardian
 from pegasus_node.meta.assignment import choose_replicas
 from pegasus_node.meta.model import AS_AVAILABLE, AS_DROPPED, TABLE_NAME, AppInfo
 from pegasus_node.meta.state_store import StateStore
-from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replication.config import (
     ConfigChangeRequest, Gpid, PartitionConfiguration, ReplicaReport, WireFormatError,
 )
@@ -64,7 +62,6 @@ class MetaServer:
         self.next_app_id = 1
         self.meta_level = config.meta_level
         self.purged_app_ids: list[int] = []
-        self.remote_commands = RemoteCommands()
         self.events: collections.deque[dict] = collections.deque(maxlen=MAX_EVENTS)
         self._event_seq = 0
         self._load()
@@ -250,9 +247,17 @@ class MetaServer:
         """Periodic duties: declare servers dead after the grace period, let the guardian cure and balance
         partitions, purge expired dropped tables."""
         self._declare_dead()
-        self.run_guardian()
-        self.purge_expired_apps()
+        self._guarded(self.run_guardian)
+        self._guarded(self.purge_expired_apps)
         self._arm_expiry_check()
+
+    def _guarded(self, duty) -> None:
+        """A duty whose state store write failed (a full disk, ZooKeeper away, leadership lost) is tried again
+        next tick: nothing was changed or announced, and the periodic duties must not stop for good."""
+        try:
+            duty()
+        except PegasusError as exc:
+            log.error("meta duty {duty} not done, tried again next tick: {err}", duty=duty.__name__, err=exc.message)
 
     def _declare_dead(self) -> bool:
         """Mark the servers whose grace period ran out; True when there were any."""
@@ -281,7 +286,7 @@ class MetaServer:
     def _on_expiry(self) -> None:
         self._expiry_call = None
         if self._declare_dead():
-            self.run_guardian()
+            self._guarded(self.run_guardian)
         self._arm_expiry_check()
 
     def purge_expired_apps(self) -> None:
@@ -451,24 +456,33 @@ class MetaServer:
 
     # ----- RPC wiring -----
 
-    def register(self, server: RpcServer) -> None:
-        server.register("meta.create_app", self._rpc_create_app)
-        server.register("meta.drop_app", self._rpc_drop_app)
-        server.register("meta.recall_app", self._rpc_recall_app)
-        server.register("meta.list_apps", self._rpc_list_apps)
-        server.register("meta.query_config", self._rpc_query_config)
-        server.register("meta.list_nodes", lambda body, ctx: {"nodes": self.node_infos()})
-        server.register("meta.cluster_info", lambda body, ctx: self.cluster_info())
-        server.register("meta.meta_level", self._rpc_meta_level)
-        server.register("meta.beacon", self._rpc_beacon)
-        server.register("meta.events", self._rpc_events)
-        server.register("meta.config_change_request", self._rpc_config_change_request)
-        server.register("node.remote_command", self._rpc_remote_command)
-        self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
+    # Each meta RPC method and the MetaServer method that serves it (MetaService serves them only while leading).
+    RPC_METHODS = {
+        "meta.create_app": "_rpc_create_app",
+        "meta.drop_app": "_rpc_drop_app",
+        "meta.recall_app": "_rpc_recall_app",
+        "meta.list_apps": "_rpc_list_apps",
+        "meta.query_config": "_rpc_query_config",
+        "meta.list_nodes": "_rpc_list_nodes",
+        "meta.cluster_info": "_rpc_cluster_info",
+        "meta.meta_level": "_rpc_meta_level",
+        "meta.beacon": "_rpc_beacon",
+        "meta.events": "_rpc_events",
+        "meta.config_change_request": "_rpc_config_change_request",
+    }
 
-    def server_info(self) -> dict:
-        return {"role": "meta", "address": self.address, "version": __version__, "pid": os.getpid(),
-                "uptime_seconds": int(self.clock() - self.started_at), "state_store": self.store.describe()}
+    def handler(self, method: str):
+        return getattr(self, self.RPC_METHODS[method])
+
+    def register(self, server: RpcServer) -> None:
+        for method in self.RPC_METHODS:
+            server.register(method, self.handler(method))
+
+    def _rpc_list_nodes(self, body, ctx):
+        return {"nodes": self.node_infos()}
+
+    def _rpc_cluster_info(self, body, ctx):
+        return self.cluster_info()
 
     def _rpc_create_app(self, body, ctx):
         b = expect(body, {"name": str, "partition_count": int, "replica_count": int}, optional={"envs": dict})
@@ -516,10 +530,6 @@ class MetaServer:
         b = expect(body, {}, optional={"since": int})
         return self.events_since(b.get("since", 0))
 
-    def _rpc_remote_command(self, body, ctx):
-        b = expect(body, {"command": str}, optional={"args": list})
-        return {"output": self.remote_commands.run(b["command"], [str(a) for a in b.get("args", [])])}
-
     def start(self) -> None:
         self.pool = RpcClientPool()
         self._tick_loop.start(min(1.0, self.config.beacon_interval_seconds), now=False)
@@ -531,4 +541,3 @@ class MetaServer:
             self._expiry_call.cancel()
         if self.pool is not None:
             self.pool.close()
-        self.store.close()

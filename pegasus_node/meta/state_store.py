@@ -1,8 +1,8 @@
 """Where the meta server keeps its whole state, behind one small interface.
 
 The interface is a tree of paths holding bytes, the shape of ZooKeeper, so that the ZooKeeper store (the
-highly available one, as Pegasus uses) is a second implementation of the same calls. Every write is
-durable when the call returns: the meta server persists a change before it announces it.
+highly available one, as Pegasus uses: zookeeper_store.py) is a second implementation of the same calls.
+Every write is durable when the call returns: the meta server persists a change before it announces it.
 """
 
 from __future__ import annotations
@@ -112,12 +112,3 @@ class FileStateStore(StateStore):
                 f"cannot persist meta state to {self.path}: {exc.strerror}; the change was not made "
                 "(free disk space or fix permissions, then retry)"
             ) from None
-
-
-def open_state_store(kind: str, data_dir: str | Path, *, zookeeper_hosts: str = "", cluster_root: str = "") -> StateStore:
-    if kind == "file":
-        return FileStateStore(Path(data_dir) / "meta_state.json")
-    raise StateStoreError(
-        f"state store {kind!r} is not available in this build (the ZooKeeper store is not built yet); "
-        "use state_store = file"
-    )

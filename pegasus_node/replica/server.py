@@ -120,18 +120,25 @@ class ReplicaServer:
 
     @defer.inlineCallbacks
     def send_beacon(self):
-        meta = self.meta_address
-        sent_at = self.clock()
         reports = [r for r in (replica.report() for replica in self.replicas.values()) if r is not None]
-        body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports}
-        try:
-            reply = yield self.pool.call(meta, "meta.beacon", body, self.config.beacon_interval_seconds)
-        except PegasusError as exc:
-            self._beacon_failures += 1
-            self._meta_index += 1
-            if self._beacon_failures in (1, 10) or self._beacon_failures % 60 == 0:
-                log.warn("beacon to meta server {meta} failed ({n} in a row): {err}", meta=meta,
-                         n=self._beacon_failures, err=exc)
+        # A meta server that does not lead says so at once: then the next one is asked in the same round, so
+        # that a new leader is found before our lease runs out, not one beacon interval per meta server later.
+        for _ in self.config.meta_servers:
+            meta = self.meta_address
+            sent_at = self.clock()
+            body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports}
+            try:
+                reply = yield self.pool.call(meta, "meta.beacon", body, self.config.beacon_interval_seconds)
+                break
+            except PegasusError as exc:
+                self._beacon_failures += 1
+                self._meta_index += 1
+                if self._beacon_failures in (1, 10) or self._beacon_failures % 60 == 0:
+                    log.warn("beacon to meta server {meta} failed ({n} in a row): {err}", meta=meta,
+                             n=self._beacon_failures, err=exc)
+                if exc.code != ErrorCode.ERR_INVALID_STATE:
+                    return
+        else:
             return
         if self._beacon_failures:
             log.info("beacon to meta server {meta} succeeded again", meta=meta)

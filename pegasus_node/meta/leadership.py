@@ -1,0 +1,157 @@
+"""Which meta server leads: the only one that serves, decides and writes the cluster's state.
+
+With the file state store there is one meta server, and it leads from its start (``SoleLeadership``).
+
+With ZooKeeper, several meta servers contend for a kazoo Lock (an ephemeral sequential znode each; the lowest
+leads) under ``{cluster_root}/leader`` (``ZooKeeperLeadership``). The leader stops leading as soon as its
+ZooKeeper connection is suspended, before its session can expire and another meta server be elected: kazoo
+suspends a connection after two thirds of the session timeout without an answer, and ZooKeeper expires the
+session only after the whole timeout. Stopping first matters for leases (DESIGN.md rule 3): a deposed leader
+must not acknowledge one more beacon, or a replica server could keep a primary's lease while the new leader,
+after its grace period, appoints another primary. The new leader gives every replica server a full grace period
+from its election before it declares any dead (meta/server.py ``_load``).
+
+A leader that stopped leading contends again once its connection is back (it releases its old znode first, so
+another meta server may win meanwhile).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+log = Logger(namespace="pegasus.meta.leadership")
+
+RETRY_SECONDS = 1.0
+
+
+class SoleLeadership:
+    """One meta server, leading from its start."""
+
+    def __init__(self) -> None:
+        self._leading = False
+
+    def start(self, on_elected: Callable[[], None], on_deposed: Callable[[str], None]) -> None:
+        self._leading = True
+        on_elected()
+
+    def is_leading(self) -> bool:
+        return self._leading
+
+    def describe(self) -> str:
+        return "the only meta server"
+
+    def stop(self) -> None:
+        self._leading = False
+
+
+class ZooKeeperLeadership:
+    def __init__(self, client: Any, cluster_root: str, address: str, reactor: Any, *,
+                 fence: Callable[[str | None], None]) -> None:
+        self.client = client
+        self.path = "/" + cluster_root.strip("/") + "/leader"
+        self.address = address
+        self.reactor = reactor
+        self._fence = fence  # the state store's fence_with: our election znode while we lead
+        self._on_elected: Callable[[], None] = lambda: None
+        self._on_deposed: Callable[[str], None] = lambda why: None
+        self._leading = False
+        self._lock: Any = None  # the kazoo Lock of the current attempt
+        self._attempt = 0  # bumped by every new attempt, so a late win of an abandoned one is ignored
+        self._connection_lost = False
+        self._stopping = False
+
+    def start(self, on_elected: Callable[[], None], on_deposed: Callable[[str], None]) -> None:
+        self._on_elected, self._on_deposed = on_elected, on_deposed
+        self.client.add_listener(self._on_connection_state)
+        self._contend()
+
+    def is_leading(self) -> bool:
+        from kazoo.protocol.states import KazooState
+
+        # The connection state is read at once, not only when the listener's news reaches the reactor.
+        return self._leading and self.client.state == KazooState.CONNECTED
+
+    def describe(self) -> str:
+        return f"elected through ZooKeeper ({self.path})"
+
+    # ----- contending -----
+
+    def _contend(self) -> None:
+        self._attempt += 1
+        old, self._lock = self._lock, self.client.Lock(self.path, identifier=self.address)
+        threading.Thread(target=self._acquire, args=(self._attempt, old, self._lock), daemon=True,
+                         name="pegasus-meta-election").start()
+
+    def _acquire(self, attempt: int, old: Any, lock: Any) -> None:
+        """On its own thread: kazoo's Lock.acquire blocks until we lead."""
+        if old is not None:
+            self._quietly(old.cancel)
+            self._quietly(old.release)  # our old znode would stand before our new one for as long as we live
+        while not self._stopping and attempt == self._attempt:
+            try:
+                if lock.acquire():
+                    self.reactor.callFromThread(self._won, attempt, lock)
+                    return
+            except Exception as exc:  # connection loss, session expiry: try again once reconnected
+                log.warn("meta election attempt failed: {err}; retrying", err=exc)
+            threading.Event().wait(RETRY_SECONDS)
+
+    @staticmethod
+    def _quietly(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception:  # a znode already gone with its session: nothing left to undo
+            pass
+
+    def _won(self, attempt: int, lock: Any) -> None:
+        if attempt != self._attempt or self._stopping:
+            threading.Thread(target=self._quietly, args=(lock.release,), daemon=True).start()
+            return
+        if not self._connected():
+            self._connection_lost = True  # contend again on reconnection
+            return
+        self._fence(f"{self.path}/{lock.node}")
+        self._leading = True
+        log.info("this meta server ({address}) leads now", address=self.address)
+        self._on_elected()
+
+    def _connected(self) -> bool:
+        from kazoo.protocol.states import KazooState
+
+        return self.client.state == KazooState.CONNECTED
+
+    # ----- the ZooKeeper connection -----
+
+    def _on_connection_state(self, state: Any) -> None:
+        """kazoo's listener, on its own thread: must not block."""
+        self.reactor.callFromThread(self._connection_changed, state)
+
+    def _connection_changed(self, state: Any) -> None:
+        from kazoo.protocol.states import KazooState
+
+        if self._stopping:
+            return
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._connection_lost = True
+            if self._leading:
+                self._leading = False
+                why = ("its ZooKeeper session expired" if state == KazooState.LOST
+                       else "its ZooKeeper connection was suspended")
+                log.warn("this meta server stops leading: {why}", why=why)
+                self._on_deposed(why)
+        elif state == KazooState.CONNECTED and self._connection_lost:
+            self._connection_lost = False
+            self._contend()
+
+    def stop(self) -> None:
+        """Step down at once, so that another meta server can lead without waiting for our session to expire."""
+        self._stopping = True
+        was_leading, self._leading = self._leading, False
+        if self._lock is not None:
+            self._quietly(self._lock.cancel)
+            if was_leading:
+                self._quietly(self._lock.release)

@@ -1,0 +1,122 @@
+"""The meta server process: serves the meta RPCs while it leads, and refuses them while it does not.
+
+Each time this process is elected (leadership.py) it builds a fresh ``MetaServer`` from the state store, so a
+new leader starts from what the last one persisted, never from an old memory of its own. While it does not
+lead, every meta RPC gets ``ERR_INVALID_STATE`` ("not the leader"), on which clients and replica servers try
+the next meta server of their list. Remote commands (server-info, fail points) answer either way: they are
+about this process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from twisted.logger import Logger
+
+from pegasus_node import __version__
+from pegasus_node.config import NodeConfig
+from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.meta.server import MetaServer
+from pegasus_node.meta.state_store import FileStateStore, StateStore
+from pegasus_node.remote_commands import RemoteCommands
+from pegasus_node.twisted_rpc import RpcServer, expect
+
+log = Logger(namespace="pegasus.meta")
+
+
+class MetaService:
+    def __init__(self, config: NodeConfig, address: str, store: StateStore, leadership, *, on_stop=None) -> None:
+        self.config = config
+        self.address = address
+        self.store = store
+        self.leadership = leadership
+        self.started_at = time.monotonic()
+        self.current: MetaServer | None = None
+        self.terms = 0  # how often this process was elected
+        self._on_stop = on_stop  # closes what the store and the leadership share (the ZooKeeper client)
+        self.remote_commands = RemoteCommands()
+        self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
+
+    def register(self, server: RpcServer) -> None:
+        for method in MetaServer.RPC_METHODS:
+            server.register(method, self._served_while_leading(method))
+        server.register("node.remote_command", self._rpc_remote_command)
+
+    def _served_while_leading(self, method: str):
+        def serve(body, ctx):
+            current = self.current
+            if current is None or not self.leadership.is_leading():
+                raise PegasusError(ErrorCode.ERR_INVALID_STATE,
+                                   f"meta server {self.address} is not the leader; ask another meta server of "
+                                   f"the cluster ({','.join(self.config.meta_servers)})")
+            return current.handler(method)(body, ctx)
+        return serve
+
+    # ----- terms -----
+
+    def _elected(self) -> None:
+        try:
+            meta = MetaServer(self.config, self.store, address=self.address)
+        except PegasusError as exc:
+            # Cannot read the state: leading without it would be worse than not serving.
+            log.error("elected, but cannot load the meta state: {err}; stepping down", err=exc.message)
+            self.leadership.stop()
+            return
+        self.terms += 1
+        meta.start()
+        self.current = meta
+        meta.record_event("meta_leader", f"meta server {self.address} leads ({self.leadership.describe()})",
+                          address=self.address)
+
+    def _deposed(self, why: str) -> None:
+        meta, self.current = self.current, None
+        if meta is not None:
+            meta.stop()
+        log.warn("meta server {address} no longer leads: {why}", address=self.address, why=why)
+
+    # ----- the process -----
+
+    def start(self) -> None:
+        self.leadership.start(self._elected, self._deposed)
+
+    def stop(self) -> None:
+        self.leadership.stop()
+        meta, self.current = self.current, None
+        if meta is not None:
+            meta.stop()
+        self.store.close()
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def server_info(self) -> dict:
+        return {"role": "meta", "address": self.address, "version": __version__, "pid": os.getpid(),
+                "uptime_seconds": int(time.monotonic() - self.started_at), "state_store": self.store.describe(),
+                "leading": self.current is not None and self.leadership.is_leading(), "terms": self.terms}
+
+    def _rpc_remote_command(self, body, ctx):
+        b = expect(body, {"command": str}, optional={"args": list})
+        return {"output": self.remote_commands.run(b["command"], [str(a) for a in b.get("args", [])])}
+
+
+def build_meta_service(config: NodeConfig, address: str, reactor) -> MetaService:
+    """The meta service for ``config``'s state store: the file store with one meta server, or ZooKeeper with
+    leader election among several."""
+    from pathlib import Path
+
+    from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
+
+    if config.state_store == "file":
+        return MetaService(config, address, FileStateStore(Path(config.data_dir) / "meta_state.json"),
+                           SoleLeadership())
+    from pegasus_node.meta.zookeeper_store import ZooKeeperStateStore, connect
+
+    client = connect(config.zookeeper_hosts, config.zookeeper_session_timeout_seconds)
+    store = ZooKeeperStateStore(client, config.zookeeper_hosts, config.cluster_root)
+    leadership = ZooKeeperLeadership(client, config.cluster_root, address, reactor, fence=store.fence_with)
+
+    def close_client() -> None:
+        client.stop()
+        client.close()
+
+    return MetaService(config, address, store, leadership, on_stop=close_client)

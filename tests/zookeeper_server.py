@@ -1,0 +1,82 @@
+"""A real ZooKeeper server for tests: Debian's ``zookeeper`` package (``make system-deps`` installs it), run
+standalone on a free loopback port with its own data directory, and stopped by its pid."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from pegasus_node.onebox import free_port
+from tests.cluster.onebox_harness import kill_pid, wait_pid_gone
+
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")  # its manifest names the jars it needs
+MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
+
+
+def zookeeper_unavailable() -> str:
+    """Why a ZooKeeper server cannot be started here ("" if it can)."""
+    if not ZOOKEEPER_JAR.exists():
+        return f"{ZOOKEEPER_JAR} is missing: install Debian's zookeeper package (make system-deps)"
+    if shutil.which("java") is None:
+        return "no java on PATH"
+    return ""
+
+
+class ZooKeeperServer:
+    def __init__(self, data_dir: Path, tick_ms: int = 200) -> None:
+        self.data_dir = Path(data_dir)
+        self.tick_ms = tick_ms  # sessions may last 2 to 20 ticks
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "ZooKeeperServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        config = self.data_dir / "zoo.cfg"
+        config.write_text(f"tickTime={self.tick_ms}\ndataDir={self.data_dir}\nclientPort={self.port}\n"
+                          "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                          "4lw.commands.whitelist=ruok\n")
+        with open(self.data_dir / "zookeeper.out", "ab") as out:
+            self.process = subprocess.Popen(
+                ["java", "-Xmx256m", "-cp", str(ZOOKEEPER_JAR), MAIN_CLASS, str(config)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self._answers():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("ZooKeeper did not start: " + (self.data_dir / "zookeeper.out").read_text()[-2000:])
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"ruok")
+                return conn.recv(4) == b"imok"
+        except OSError:
+            return False
+
+    def kill9(self) -> None:
+        if self.process is not None:
+            kill_pid(self.process.pid, signal.SIGKILL)
+            wait_pid_gone(self.process.pid, 10)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
