@@ -219,12 +219,13 @@ def _remote_output(value: Any) -> str:
 
 @human("server-info")
 def _server_info(out: Console, data: dict) -> None:
-    table = new_table("address", "role", "version", "pid", "uptime_seconds", "status")
+    table = new_table("address", "role", "version", "pid", "uptime_seconds", "leader", "status")
     for r in data["results"]:
         info = r["output"] if isinstance(r["output"], dict) else {}
         status = "ok" if r["ok"] else f"error: {r['error']}"
+        leader = {True: "yes", False: "no"}.get(info.get("leading"), "")  # meta servers only
         table.add_row(r["address"], r["role"], fmt_value(info.get("version")), fmt_value(info.get("pid")),
-                      fmt_value(info.get("uptime_seconds")), status)
+                      fmt_value(info.get("uptime_seconds")), leader, status)
     out.print(table)
 
 

@@ -31,8 +31,9 @@ RETRY_SECONDS = 1.0
 class SoleLeadership:
     """One meta server, leading from its start."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_process: Callable[[str], None]) -> None:
         self._leading = False
+        self._stop_process = stop_process
 
     def start(self, on_elected: Callable[[], None], on_deposed: Callable[[str], None]) -> None:
         self._leading = True
@@ -43,6 +44,11 @@ class SoleLeadership:
 
     def describe(self) -> str:
         return "the only meta server"
+
+    def resign(self, why: str) -> None:
+        """Leading failed (the state cannot be loaded): with nobody to hand over to, the process stops."""
+        self._leading = False
+        self._stop_process(why)
 
     def stop(self) -> None:
         self._leading = False
@@ -80,17 +86,24 @@ class ZooKeeperLeadership:
 
     # ----- contending -----
 
-    def _contend(self) -> None:
+    def _contend(self, pause: float = 0.0) -> None:
         self._attempt += 1
         old, self._lock = self._lock, self.client.Lock(self.path, identifier=self.address)
-        threading.Thread(target=self._acquire, args=(self._attempt, old, self._lock), daemon=True,
+        threading.Thread(target=self._acquire, args=(self._attempt, old, self._lock, pause), daemon=True,
                          name="pegasus-meta-election").start()
 
-    def _acquire(self, attempt: int, old: Any, lock: Any) -> None:
+    def resign(self, why: str) -> None:
+        """Leading failed (the state cannot be loaded): let another meta server try, and try again later."""
+        log.error("this meta server resigns: {why}", why=why)
+        self._leading = False
+        self._contend(pause=RETRY_SECONDS)
+
+    def _acquire(self, attempt: int, old: Any, lock: Any, pause: float) -> None:
         """On its own thread: kazoo's Lock.acquire blocks until we lead."""
         if old is not None:
             self._quietly(old.cancel)
             self._quietly(old.release)  # our old znode would stand before our new one for as long as we live
+        threading.Event().wait(pause)  # after a resignation, the others' turn first
         while not self._stopping and attempt == self._attempt:
             try:
                 if lock.acquire():

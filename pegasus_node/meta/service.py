@@ -10,6 +10,7 @@ about this process.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from twisted.logger import Logger
@@ -58,10 +59,10 @@ class MetaService:
     def _elected(self) -> None:
         try:
             meta = MetaServer(self.config, self.store, address=self.address)
-        except PegasusError as exc:
-            # Cannot read the state: leading without it would be worse than not serving.
-            log.error("elected, but cannot load the meta state: {err}; stepping down", err=exc.message)
-            self.leadership.stop()
+        except (PegasusError, ValueError, KeyError, TypeError) as exc:
+            # Leading without the state would be worse than not serving.
+            why = exc.message if isinstance(exc, PegasusError) else f"it is malformed ({type(exc).__name__}: {exc})"
+            self.leadership.resign(f"cannot load the meta state from {self.store.describe()}: {why}")
             return
         self.terms += 1
         meta.start()
@@ -107,8 +108,12 @@ def build_meta_service(config: NodeConfig, address: str, reactor) -> MetaService
     from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
 
     if config.state_store == "file":
+        def stop_process(why: str) -> None:
+            print(f"error: {why}", file=sys.stderr, flush=True)
+            reactor.stop()
+
         return MetaService(config, address, FileStateStore(Path(config.data_dir) / "meta_state.json"),
-                           SoleLeadership())
+                           SoleLeadership(stop_process))
     from pegasus_node.meta.zookeeper_store import ZooKeeperStateStore, connect
 
     client = connect(config.zookeeper_hosts, config.zookeeper_session_timeout_seconds)

@@ -1,0 +1,100 @@
+"""The meta service serves meta calls only while it leads, from state loaded when it was elected."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from pegasus_node.config import NodeConfig
+from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
+from pegasus_node.meta.service import MetaService
+from pegasus_node.meta.state_store import FileStateStore
+from pegasus_node.meta.zookeeper_store import ZooKeeperStateStore, connect
+
+_roots = itertools.count(1)
+
+
+class Handlers:
+    """What MetaService.register gives an RpcServer: method name -> handler."""
+
+    def __init__(self, service: MetaService) -> None:
+        self.table: dict = {}
+        service.register(self)
+
+    def register(self, name, handler) -> None:
+        self.table[name] = handler
+
+    def call(self, name: str, body: dict | None = None):
+        return self.table[name](body or {}, None)
+
+
+def zk_service(zookeeper, root: str, address: str) -> MetaService:
+    config = NodeConfig(state_store="zookeeper", zookeeper_hosts=zookeeper.hosts, cluster_root=root,
+                        meta_servers=("127.0.0.1:1", "127.0.0.1:2"))
+    client = connect(zookeeper.hosts, session_timeout=2.0)
+    store = ZooKeeperStateStore(client, zookeeper.hosts, root)
+    leadership = ZooKeeperLeadership(client, root, address, reactor, fence=store.fence_with)
+    return MetaService(config, address, store, leadership, on_stop=lambda: (client.stop(), client.close()))
+
+
+async def until(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await task.deferLater(reactor, 0.05, lambda: None)
+
+
+def test_the_sole_meta_server_serves_and_stops_when_its_state_is_unreadable(tmp_path):
+    stopped = []
+    store = FileStateStore(tmp_path / "meta_state.json")
+    service = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership(stopped.append))
+    handlers = Handlers(service)
+    service.start()
+    try:
+        assert handlers.call("meta.list_apps") == {"apps": []}
+        assert handlers.call("node.remote_command", {"command": "server-info"})["output"]["leading"] is True
+    finally:
+        service.stop()
+
+    store.put("/apps/1", b"not json")
+    broken = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership(stopped.append))
+    Handlers(broken)
+    broken.start()
+    assert len(stopped) == 1 and "meta state" in stopped[0] and "malformed" in stopped[0]
+    assert broken.current is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_the_leader_serves_and_the_next_one_starts_from_the_shared_state(zookeeper):
+    root = f"/pegasus/service{next(_roots)}"
+    first = zk_service(zookeeper, root, "127.0.0.1:1")
+    first_calls = Handlers(first)
+    first.start()
+    await until(lambda: first.current is not None)
+    second = zk_service(zookeeper, root, "127.0.0.1:2")
+    second_calls = Handlers(second)
+    second.start()
+    try:
+        for name in ("127.0.0.1:34801", "127.0.0.1:34802"):
+            first_calls.call("meta.beacon", {"address": name, "replicas": []})
+        first_calls.call("meta.create_app", {"name": "t", "partition_count": 2, "replica_count": 2})
+
+        with pytest.raises(PegasusError) as refused:
+            second_calls.call("meta.list_apps")
+        assert refused.value.code == ErrorCode.ERR_INVALID_STATE
+        assert "127.0.0.1:2 is not the leader" in refused.value.message
+        assert second_calls.call("node.remote_command", {"command": "server-info"})["output"]["leading"] is False
+
+        first.stop()
+        await until(lambda: second.current is not None, timeout=5.0)
+        apps = second_calls.call("meta.list_apps")["apps"]
+        assert [a["name"] for a in apps] == ["t"]
+        config = second_calls.call("meta.query_config", {"app_name": "t"})
+        assert all(p["primary"] for p in config["partitions"])
+    finally:
+        second.stop()
