@@ -40,7 +40,8 @@ RESULTS: dict[str, dict] = {
                      "meta_level": "steady", "node_count": 3, "alive_node_count": 3, "app_count": 1},
     "server-info": {"results": [
         {"address": "127.0.0.1:34601", "role": "meta", "ok": True,
-         "output": {"role": "meta", "version": "0.1.0", "pid": 100, "uptime_seconds": 42}, "error": None},
+         "output": {"role": "meta", "version": "0.1.0", "pid": 100, "uptime_seconds": 42, "leading": True},
+         "error": None},
         {"address": "127.0.0.1:34801", "role": "replica", "ok": False, "output": None, "error": "timed out"}]},
     "remote-command": {"command": "help", "args": [], "results": [
         {"address": "127.0.0.1:34601", "role": "meta", "ok": True, "output": "help: list the remote commands",
