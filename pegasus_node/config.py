@@ -31,9 +31,10 @@ class NodeConfig:
     meta_port: int = 34601
     state_store: str = "file"  # "file" or "zookeeper"
     zookeeper_hosts: str = ""
-    # A leading meta server whose ZooKeeper session expires is replaced after this long (plus the new leader's
-    # grace period before it declares replica servers dead).
-    zookeeper_session_timeout_seconds: float = 6.0
+    # A dead leading meta server is replaced once its ZooKeeper session expires, this long after it was last
+    # heard from. Not longer than fd_lease_seconds, so that primaries' leases usually outlast the election (4 s
+    # is also the least a ZooKeeper server with its default tickTime of 2 s grants).
+    zookeeper_session_timeout_seconds: float = 4.0
     cluster_root: str = "/pegasus/onebox"
     hold_seconds_for_dropped_app: int = 7 * 24 * 3600
     meta_level: str = "steady"

@@ -146,8 +146,11 @@ def build_compare_parser() -> argparse.ArgumentParser:
 def build_failover_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pegasus-bench failover",
-        description="Write unavailability after kill -9 of the primary of partition 0, on a onebox.",
+        description="Write unavailability after kill -9 of the primary of partition 0 (or of the leading meta "
+                    "server), on a onebox.",
     )
+    parser.add_argument("--kill", choices=("primary", "meta-leader"), default="primary",
+                        help="what to kill: the primary of partition 0 (default) or the leading meta server")
     parser.add_argument("--onebox", required=True, help="the onebox's data directory (holds onebox.json)")
     parser.add_argument("--table", required=True)
     parser.add_argument("--writers-per-partition", type=_positive_int, default=2)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pegasus_node import __version__
 from pegasus_node.config import NodeConfig
@@ -65,6 +66,8 @@ class ReplicaServer:
         self.log_writer = ServerLogWriter(self.shared_log if config.fsync else None, self.fail_points, reactor)
         self._meta_index = 0
         self._beacon_failures = 0
+        self._beacon_in_flight = False
+        self._beacon_retry = None  # the sooner round after a failed one
         self.remote_commands = RemoteCommands()
         self.data = DataHandlers(self.lookup, config.max_value_bytes)
         self._beacon_loop = task.LoopingCall(self.send_beacon)
@@ -118,17 +121,37 @@ class ReplicaServer:
 
     # ----- beacons and assignments -----
 
+    def send_beacon(self) -> defer.Deferred | None:
+        """One beacon round (the beacon loop's, or a retry's): every meta server in turn until one acknowledges.
+        After a failed round the next comes in a quarter of the interval: a new leader is then found, and the
+        lease renewed, soon after it is elected, not up to a whole interval later."""
+        if self._beacon_in_flight:
+            return None
+        self._beacon_in_flight = True
+        d = self._beacon_round()
+
+        def done(acknowledged):
+            self._beacon_in_flight = False
+            if isinstance(acknowledged, Failure):  # a bug: the beacons must go on all the same
+                log.failure("beacon round failed", acknowledged)
+            retry_pending = self._beacon_retry is not None and self._beacon_retry.active()
+            if acknowledged is not True and self._beacon_loop.running and not retry_pending:
+                self._beacon_retry = self.reactor.callLater(self.config.beacon_interval_seconds / 4, self.send_beacon)
+        return d.addBoth(done)
+
     @defer.inlineCallbacks
-    def send_beacon(self):
+    def _beacon_round(self):
         reports = [r for r in (replica.report() for replica in self.replicas.values()) if r is not None]
-        # A meta server that does not lead says so at once: then the next one is asked in the same round, so
-        # that a new leader is found before our lease runs out, not one beacon interval per meta server later.
+        # A meta server that is down, or does not lead (it says so at once), and the next one is asked.
+        round_ends = self.clock() + self.config.beacon_interval_seconds
         for _ in self.config.meta_servers:
             meta = self.meta_address
             sent_at = self.clock()
+            if sent_at >= round_ends:
+                return False
             body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports}
             try:
-                reply = yield self.pool.call(meta, "meta.beacon", body, self.config.beacon_interval_seconds)
+                reply = yield self.pool.call(meta, "meta.beacon", body, round_ends - sent_at)
                 break
             except PegasusError as exc:
                 self._beacon_failures += 1
@@ -136,10 +159,8 @@ class ReplicaServer:
                 if self._beacon_failures in (1, 10) or self._beacon_failures % 60 == 0:
                     log.warn("beacon to meta server {meta} failed ({n} in a row): {err}", meta=meta,
                              n=self._beacon_failures, err=exc)
-                if exc.code != ErrorCode.ERR_INVALID_STATE:
-                    return
         else:
-            return
+            return False
         if self._beacon_failures:
             log.info("beacon to meta server {meta} succeeded again", meta=meta)
         self._beacon_failures = 0
@@ -153,6 +174,7 @@ class ReplicaServer:
         # directory may take a while, and must not hold the lease back.
         available = reply.get("available_app_ids")  # None from a meta server that predates it
         self.garbage.collect(self.replicas.keys(), available if isinstance(available, list) else None)
+        return True
 
     def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int] = (), *,
                           prune: bool = False) -> None:
@@ -293,6 +315,8 @@ class ReplicaServer:
         for loop in (self._beacon_loop, self._tick_loop, self._checkpoint_loop):
             if loop.running:
                 loop.stop()
+        if self._beacon_retry is not None and self._beacon_retry.active():
+            self._beacon_retry.cancel()
         for replica in self.replicas.values():
             replica.close()
         self.log_writer.stop()

@@ -35,3 +35,21 @@ def test_failover_restart_measures_the_gap_and_leaves_no_orphan(onebox_factory):
     box.proc.send_signal(signal.SIGTERM)
     box.proc.wait(20)
     assert wait_pid_gone(restarted, 15), "the restarted server outlived its onebox"
+
+
+def test_failover_of_the_leading_meta_server_stops_writes_only_until_another_leads(onebox_factory, zookeeper):
+    box = onebox_factory("bench_meta_failover", replicas=3,
+                         extra_args=["--metas", "2", "--zookeeper", zookeeper.hosts,
+                                     "--lease", "1", "--grace", "1.5", "--beacon-interval", "0.25"])
+    run = subprocess.run([sys.executable, "-m", "pegasus_node.bench.cli", "failover", "--onebox", str(box.data_dir),
+                          "--table", "temp", "--kill", "meta-leader", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["kill"] == "meta-leader" and doc["killed"] in box.meta.split(",")
+    assert doc["recovered"] and len(doc["unavailable_seconds"]) == 8
+    # Leases (1 s) run out before the killed leader's ZooKeeper session does (it was last heard from at most a
+    # third of the 4 s session before the kill), so every primary stops serving for a while; then the new
+    # leader acknowledges beacons and writes resume.
+    assert all(gap >= 1.0 for gap in doc["unavailable_seconds"].values()), doc["unavailable_seconds"]
+    assert not pid_alive(doc["killed_pid"])
