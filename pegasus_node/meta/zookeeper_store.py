@@ -15,10 +15,16 @@ it. Each waits at most ``operation_timeout`` seconds.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from twisted.logger import Logger, LogLevel
 
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.meta.state_store import StateStore, StateStoreError
+
+
+_log = Logger(namespace="pegasus.meta.zookeeper")
 
 
 class NotLeaderError(PegasusError):
@@ -28,6 +34,14 @@ class NotLeaderError(PegasusError):
         super().__init__(ErrorCode.ERR_INVALID_STATE, message)
 
 
+class _ToTwistedLog(logging.Handler):
+    """kazoo logs through the standard library; its lines go to the node's log with everything else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = LogLevel.warn if record.levelno >= logging.WARNING else LogLevel.info
+        _log.emit(level, "kazoo: {message}", message=record.getMessage())
+
+
 def connect(hosts: str, session_timeout: float, connect_timeout: float = 15.0) -> Any:
     """A started KazooClient, or StateStoreError saying what to check."""
     from kazoo.client import KazooClient
@@ -35,6 +49,11 @@ def connect(hosts: str, session_timeout: float, connect_timeout: float = 15.0) -
     from kazoo.retry import KazooRetry
 
     # Reconnect for ever (a ZooKeeper restart must not end the meta server); the session decides leadership.
+    kazoo_log = logging.getLogger("kazoo")
+    if not any(isinstance(h, _ToTwistedLog) for h in kazoo_log.handlers):
+        kazoo_log.addHandler(_ToTwistedLog(logging.INFO))
+        kazoo_log.setLevel(logging.INFO)
+        kazoo_log.propagate = False
     client = KazooClient(hosts=hosts, timeout=session_timeout,
                          connection_retry=KazooRetry(max_tries=-1, delay=0.2, max_delay=2.0))
     try:

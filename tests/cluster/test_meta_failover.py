@@ -1,17 +1,22 @@
 """Two meta servers sharing their state in a real ZooKeeper: kill -9 the leader under load, the other leads
 from the state in ZooKeeper; the cluster then still fails over a killed replica server, and the old leader
-comes back as a follower. No acknowledged write is lost and the history is linearizable."""
+comes back as a follower. ZooKeeper itself killed: writes stop once the leases run out, and resume when it is
+back. No acknowledged write is lost and the histories are linearizable."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
 import pytest_twisted
 
 from pegasus_node.checker import Verdict
 from pegasus_node.client import Client
 from tests.cluster.test_replication_failover import TABLE, create_table, fully_replicated, partitions, wait_for
 from tests.cluster.workload import FailoverWorkload, sleep
+from tests.zookeeper_server import ZooKeeperServer, zookeeper_unavailable
+
+pytestmark = pytest.mark.skipif(bool(zookeeper_unavailable()), reason=f"no ZooKeeper: {zookeeper_unavailable()}")
 
 
 @pytest_twisted.ensureDeferred
@@ -70,3 +75,40 @@ async def test_kill9_the_leading_meta_server_then_a_replica_server(onebox_factor
     result = workload.check_linearizable()
     assert result.verdict == Verdict.OK, result
     await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_zookeeper_killed_and_restarted_writes_stop_then_resume(onebox_factory, tmp_path):
+    # A ZooKeeper of this test's own: it is killed.
+    zookeeper = ZooKeeperServer(tmp_path / "zookeeper", tick_ms=500).start()
+    try:
+        box = onebox_factory("zk_down", replicas=3, extra_args=["--metas", "2", "--zookeeper", zookeeper.hosts])
+        client = Client(box.meta, timeout=10.0)
+        await create_table(client)
+        table = await client.open_table(TABLE)
+        workload = FailoverWorkload(table, workers=8, seed=5)
+        workload.start()
+        await sleep(1.0)
+
+        # Without ZooKeeper no meta server may lead, so none acknowledges a beacon: once the leases (4 s) run out,
+        # no primary serves.
+        zookeeper.kill9()
+        killed_at = time.monotonic()
+        await sleep(7.0)
+        assert workload.acks_between(killed_at + 5.0, time.monotonic()) == 0, "a primary served without a lease"
+
+        zookeeper.start()
+        back_at = time.monotonic()
+
+        async def writes_resumed():
+            return workload.acks_between(back_at, time.monotonic()) > 20
+
+        await wait_for(writes_resumed, 40, "writes to resume once ZooKeeper is back")
+        await workload.stop()
+        missing = await workload.missing_acked_writes()
+        assert missing == [], f"{len(missing)} of {len(workload.acked)} acknowledged writes lost: {missing[:5]}"
+        result = workload.check_linearizable()
+        assert result.verdict == Verdict.OK, result
+        await client.close()
+    finally:
+        zookeeper.stop()
