@@ -84,7 +84,12 @@ def run_node(role: str, config: NodeConfig, port: int, *, exit_with_parent: int 
     node.remote_commands.register("fail-point", fail_points.remote_command,
                                   "fail-point list | set NAME ACTION | clear [NAME|all]")
     server.add_http_json("/failpoints", fail_points.http)
-    node.start()
+    try:
+        node.start()
+    except PegasusError as exc:
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        listening.stopListening()
+        return 1
     if exit_with_parent:
         watch_parent(reactor, exit_with_parent)
     reactor.addSystemEventTrigger("before", "shutdown", node.stop)

@@ -18,10 +18,13 @@ another meta server may win meanwhile).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
+
+from pegasus_node.errors import ErrorCode, PegasusError
 
 log = Logger(namespace="pegasus.meta.leadership")
 
@@ -31,9 +34,8 @@ RETRY_SECONDS = 1.0
 class SoleLeadership:
     """One meta server, leading from its start."""
 
-    def __init__(self, stop_process: Callable[[str], None]) -> None:
+    def __init__(self) -> None:
         self._leading = False
-        self._stop_process = stop_process
 
     def start(self, on_elected: Callable[[], None], on_deposed: Callable[[str], None]) -> None:
         self._leading = True
@@ -46,9 +48,9 @@ class SoleLeadership:
         return "the only meta server"
 
     def resign(self, why: str) -> None:
-        """Leading failed (the state cannot be loaded): with nobody to hand over to, the process stops."""
+        """Leading failed (the state cannot be loaded): with nobody to hand over to, the process cannot start."""
         self._leading = False
-        self._stop_process(why)
+        raise PegasusError(ErrorCode.ERR_INVALID_STATE, why)
 
     def stop(self) -> None:
         self._leading = False
@@ -103,7 +105,7 @@ class ZooKeeperLeadership:
         if old is not None:
             self._quietly(old.cancel)
             self._quietly(old.release)  # our old znode would stand before our new one for as long as we live
-        threading.Event().wait(pause)  # after a resignation, the others' turn first
+        time.sleep(pause)  # after a resignation, the others' turn first
         while not self._stopping and attempt == self._attempt:
             try:
                 if lock.acquire():
@@ -111,7 +113,7 @@ class ZooKeeperLeadership:
                     return
             except Exception as exc:  # connection loss, session expiry: try again once reconnected
                 log.warn("meta election attempt failed: {err}; retrying", err=exc)
-            threading.Event().wait(RETRY_SECONDS)
+            time.sleep(RETRY_SECONDS)
 
     @staticmethod
     def _quietly(call: Callable[[], Any]) -> None:

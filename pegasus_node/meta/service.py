@@ -10,7 +10,6 @@ about this process.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from twisted.logger import Logger
@@ -62,7 +61,8 @@ class MetaService:
         except (PegasusError, ValueError, KeyError, TypeError) as exc:
             # Leading without the state would be worse than not serving.
             why = exc.message if isinstance(exc, PegasusError) else f"it is malformed ({type(exc).__name__}: {exc})"
-            self.leadership.resign(f"cannot load the meta state from {self.store.describe()}: {why}")
+            self.leadership.resign(f"cannot load the meta state from {self.store.describe()}: {why}; repair or "
+                                   "restore it, then start the meta server again")
             return
         self.terms += 1
         meta.start()
@@ -79,6 +79,7 @@ class MetaService:
     # ----- the process -----
 
     def start(self) -> None:
+        """Raises PegasusError when the only meta server cannot load the state."""
         self.leadership.start(self._elected, self._deposed)
 
     def stop(self) -> None:
@@ -108,12 +109,8 @@ def build_meta_service(config: NodeConfig, address: str, reactor) -> MetaService
     from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
 
     if config.state_store == "file":
-        def stop_process(why: str) -> None:
-            print(f"error: {why}", file=sys.stderr, flush=True)
-            reactor.stop()
-
         return MetaService(config, address, FileStateStore(Path(config.data_dir) / "meta_state.json"),
-                           SoleLeadership(stop_process))
+                           SoleLeadership())
     from pegasus_node.meta.zookeeper_store import ZooKeeperStateStore, connect
 
     client = connect(config.zookeeper_hosts, config.zookeeper_session_timeout_seconds)

@@ -49,10 +49,9 @@ async def until(predicate, timeout: float = 15.0) -> None:
         await task.deferLater(reactor, 0.05, lambda: None)
 
 
-def test_the_sole_meta_server_serves_and_stops_when_its_state_is_unreadable(tmp_path):
-    stopped = []
+def test_the_sole_meta_server_serves_and_cannot_start_when_its_state_is_malformed(tmp_path):
     store = FileStateStore(tmp_path / "meta_state.json")
-    service = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership(stopped.append))
+    service = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership())
     handlers = Handlers(service)
     service.start()
     try:
@@ -62,10 +61,10 @@ def test_the_sole_meta_server_serves_and_stops_when_its_state_is_unreadable(tmp_
         service.stop()
 
     store.put("/apps/1", b"not json")
-    broken = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership(stopped.append))
+    broken = MetaService(NodeConfig(), "127.0.0.1:34601", store, SoleLeadership())
     Handlers(broken)
-    broken.start()
-    assert len(stopped) == 1 and "meta state" in stopped[0] and "malformed" in stopped[0]
+    with pytest.raises(PegasusError, match="cannot load the meta state from .* it is malformed"):
+        broken.start()
     assert broken.current is None
 
 
