@@ -27,27 +27,32 @@ def zookeeper_unavailable() -> str:
 
 
 class ZooKeeperServer:
-    def __init__(self, data_dir: Path, tick_ms: int = 200) -> None:
+    """``netns``: run it in that network namespace (a test host, tests/cluster/netns_hosts.py), on ``address``."""
+
+    def __init__(self, data_dir: Path, tick_ms: int = 200, *, address: str = "127.0.0.1", netns: str = "") -> None:
         self.data_dir = Path(data_dir)
         self.tick_ms = tick_ms  # sessions may last 2 to 20 ticks
+        self.address = address
+        self.netns = netns
         self.port = 0
         self.process: subprocess.Popen | None = None
 
     @property
     def hosts(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "ZooKeeperServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
-            self.port = free_port()
+            self.port = free_port() if not self.netns else 2181
         config = self.data_dir / "zoo.cfg"
         config.write_text(f"tickTime={self.tick_ms}\ndataDir={self.data_dir}\nclientPort={self.port}\n"
-                          "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                          f"clientPortAddress={self.address}\nadmin.enableServer=false\n"
                           "4lw.commands.whitelist=ruok\n")
         with open(self.data_dir / "zookeeper.out", "ab") as out:
+            in_netns = ["ip", "netns", "exec", self.netns] if self.netns else []  # it execs: the pid stays java's
             self.process = subprocess.Popen(
-                ["java", "-Xmx256m", "-cp", str(ZOOKEEPER_JAR), MAIN_CLASS, str(config)],
+                [*in_netns, "java", "-Xmx256m", "-cp", str(ZOOKEEPER_JAR), MAIN_CLASS, str(config)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,7 +66,7 @@ class ZooKeeperServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+            with socket.create_connection((self.address, self.port), timeout=1) as conn:
                 conn.sendall(b"ruok")
                 return conn.recv(4) == b"imok"
         except OSError:

@@ -126,6 +126,13 @@ class HostNetwork:
     def heal(self, host: Host) -> None:
         _ip("link", "set", host.link, "up")
 
+    def cut_between(self, host: Host, other: Host) -> None:
+        """Only ``host``'s packets to ``other`` are dropped (a blackhole route): the rest of its links work."""
+        _ip("-n", host.name, "route", "add", "blackhole", f"{other.address}/32")
+
+    def heal_between(self, host: Host, other: Host) -> None:
+        _ip("-n", host.name, "route", "del", "blackhole", f"{other.address}/32")
+
     def close(self) -> None:
         for host in self.hosts:
             _ip("netns", "del", host.name, check=False)  # takes its veth pair with it
@@ -135,16 +142,22 @@ class HostNetwork:
 
 
 class HostCluster:
-    """A meta server on the first host and a replica server on every host, each started in its host's namespace
-    with the default ports. Every process is stopped by its pid at ``stop``."""
+    """A meta server on the first host (or one on each of ``meta_hosts``, sharing their state in the ZooKeeper
+    at ``zookeeper``) and a replica server on every host (or on ``replica_hosts``), each started in its host's
+    namespace with the default ports. Every process is stopped by its pid at ``stop``."""
 
-    def __init__(self, network: HostNetwork, data_dir: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(self, network: HostNetwork, data_dir: Path, extra_args: list[str] | None = None, *,
+                 meta_hosts: tuple[int, ...] = (0,), replica_hosts: tuple[int, ...] | None = None,
+                 zookeeper: str = "") -> None:
         self.network = network
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args or [])
-        self.meta_address = f"{network.hosts[0].address}:{META_PORT}"
-        self.nodes: list[Node] = [self._node("meta", network.hosts[0], META_PORT)]
-        self.nodes += [self._node("replica", host, REPLICA_PORT) for host in network.hosts]
+        self.zookeeper = zookeeper
+        self.meta_address = ",".join(f"{network.hosts[i].address}:{META_PORT}" for i in meta_hosts)
+        self.nodes: list[Node] = [self._node("meta", network.hosts[i], META_PORT) for i in meta_hosts]
+        if replica_hosts is None:
+            replica_hosts = tuple(range(len(network.hosts)))
+        self.nodes += [self._node("replica", network.hosts[i], REPLICA_PORT) for i in replica_hosts]
         self.started: list[subprocess.Popen] = []
 
     def _node(self, role: str, host: Host, port: int) -> Node:
@@ -154,13 +167,18 @@ class HostCluster:
                    "--data-dir", str(node_dir), "--listen", host.address, "--port", str(port),
                    *self.extra_args, "--exit-with-parent", str(os.getpid())]
         command += ["--meta-list" if role == "meta" else "--meta", self.meta_address]
+        if role == "meta" and self.zookeeper:
+            command += ["--state-store", "zookeeper", "--zookeeper", self.zookeeper, "--cluster-root", "/pegasus/hosts"]
         return Node(role, host, port, command, node_dir / "stdout.log")
+
+    def metas(self) -> list[Node]:
+        return [node for node in self.nodes if node.role == "meta"]
+
+    def node_at(self, address: str) -> Node:
+        return next(node for node in self.nodes if node.address == address)
 
     def replicas(self) -> list[Node]:
         return [node for node in self.nodes if node.role == "replica"]
-
-    def replica_at(self, address: str) -> Node:
-        return next(node for node in self.replicas() if node.address == address)
 
     def start(self, node: Node | None = None, timeout: float = 60.0) -> "HostCluster":
         """Start one node, or every node (the meta server first); wait until each listens."""

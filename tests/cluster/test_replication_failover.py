@@ -7,7 +7,6 @@ import time
 
 import pytest_twisted
 
-from pegasus_node.checker import Verdict
 from pegasus_node.client import Client, PegasusError
 from tests.cluster.workload import FailoverWorkload, sleep
 
@@ -92,11 +91,7 @@ async def test_kill9_primary_under_load_then_it_returns_as_learner_and_secondary
     await sleep(1.0)
     await workload.stop()
 
-    missing = await workload.missing_acked_writes()
-    assert missing == [], f"{len(missing)} of {len(workload.acked)} acknowledged writes lost: {missing[:5]}"
-    assert len(workload.recorder.history()) > 200, "too few operations to say anything"
-    result = workload.check_linearizable()
-    assert result.verdict == Verdict.OK, result
+    await workload.assert_nothing_lost_and_linearizable()
     assert followers.stats.follower_reads > 50, "too few follower reads to say anything"
     events = (await client.admin.events(events_before))["events"]
     learner_events = [e for e in events if e["kind"] == "config_changed" and victim_address in e.get("learners", [])]
@@ -138,9 +133,5 @@ async def test_secondary_cut_off_by_fail_points_is_removed_then_returns(onebox_f
 
     await wait_for(back, 90, f"{secondary} to come back as a secondary after the link healed")
     await workload.stop()
-    missing = await workload.missing_acked_writes()
-    assert missing == [], f"{len(missing)} acknowledged writes lost: {missing[:5]}"
-    assert len(workload.recorder.history()) > 200, "too few operations to say anything"
-    result = workload.check_linearizable()
-    assert result.verdict == Verdict.OK, result
+    await workload.assert_nothing_lost_and_linearizable()
     await client.close()

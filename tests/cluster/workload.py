@@ -14,7 +14,7 @@ import time
 
 from twisted.internet import defer, reactor, task
 
-from pegasus_node.checker import KvModel, Recorder, check, kv_cas, kv_get, kv_set
+from pegasus_node.checker import KvModel, Recorder, Verdict, check, kv_cas, kv_get, kv_set
 from pegasus_node.client import CheckType, PegasusError
 
 SORT_KEY = b"s"
@@ -129,3 +129,11 @@ class FailoverWorkload:
 
     def check_linearizable(self):
         return check(self.recorder.history(), KvModel(), timeout=120)
+
+    async def assert_nothing_lost_and_linearizable(self, min_operations: int = 200) -> None:
+        """After ``stop``: every acknowledged write reads back, and the recorded history is linearizable."""
+        missing = await self.missing_acked_writes()
+        assert missing == [], f"{len(missing)} of {len(self.acked)} acknowledged writes lost: {missing[:5]}"
+        assert len(self.recorder.history()) > min_operations, "too few operations to say anything"
+        result = self.check_linearizable()
+        assert result.verdict == Verdict.OK, result
