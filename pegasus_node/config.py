@@ -58,9 +58,18 @@ class NodeConfig:
     checkpoint_min_mutations: int = 10_000
     # A replica directory no longer assigned to this server is deleted after this long (garbage.py).
     gc_unassigned_replica_seconds: float = 24 * 3600.0
+    # Duplication (seed 002) ships this cluster's writes to other clusters. [replication] duplication_enabled
+    duplication_enabled: bool = True
     # [pegasus.server]
     max_value_bytes: int = 1024 * 1024
     cluster_id: int = 1
+    # This cluster's name in [pegasus.clusters] and [duplication-group] (needed to duplicate).
+    cluster_name: str = ""
+    # [pegasus.clusters] name = meta list: the clusters a duplication may ship to.
+    remote_clusters: dict = field(default_factory=dict)
+    # [duplication-group] name = cluster_id, the same on every cluster of a duplication: the cluster ids that
+    # break ties between equal timestamps (last writer wins).
+    duplication_group: dict = field(default_factory=dict)
     # [core]
     data_dir: str = "./data"
     max_frame_bytes: int = 16 * 1024 * 1024
@@ -88,6 +97,13 @@ class NodeConfig:
             raise ConfigError("[zookeeper] session_timeout_seconds must be > 0")
         if not 0 <= self.cluster_id < 128:
             raise ConfigError("[pegasus.server] cluster_id must be in [0, 127]")
+        for name, cluster_id in self.duplication_group.items():
+            if not 0 <= cluster_id < 128:
+                raise ConfigError(f"[duplication-group] {name} must be a cluster id in [0, 127]")
+        own = self.duplication_group.get(self.cluster_name)
+        if own is not None and own != self.cluster_id:
+            raise ConfigError(f"[duplication-group] names cluster {self.cluster_name} {own}, but [pegasus.server] "
+                              f"cluster_id is {self.cluster_id}: they must agree")
         return self
 
 
@@ -118,12 +134,30 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("replication", "gc_unassigned_replica_seconds"): "gc_unassigned_replica_seconds",
     ("pegasus.server", "max_value_bytes"): "max_value_bytes",
     ("pegasus.server", "cluster_id"): "cluster_id",
+    ("pegasus.server", "cluster_name"): "cluster_name",
+    ("replication", "duplication_enabled"): "duplication_enabled",
     ("core", "data_dir"): "data_dir",
     ("core", "max_frame_bytes"): "max_frame_bytes",
     ("core", "fail_points"): "fail_points",
 }
 
 _FIELD_TYPES = {f.name: f.type for f in fields(NodeConfig)}
+
+# Sections read whole, as name -> value: section -> (field, conversion of each value).
+_DICT_SECTIONS = {
+    "pegasus.clusters": ("remote_clusters", str.strip),
+    "duplication-group": ("duplication_group", int),
+}
+
+
+def _section_dict(parser: configparser.ConfigParser, section: str, convert, path) -> dict:
+    found = {}
+    for key, raw in parser.items(section):
+        try:
+            found[key] = convert(raw)
+        except ValueError:
+            raise ConfigError(f"{path} [{section}] {key}: cannot read {raw!r}") from None
+    return found
 
 
 def _convert(name: str, raw: str, where: str):
@@ -160,6 +194,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         except configparser.Error as exc:
             raise ConfigError(f"config file {path} is not a valid ini file: {exc}") from None
         for section in parser.sections():
+            if section in _DICT_SECTIONS:
+                name, convert = _DICT_SECTIONS[section]
+                values[name] = _section_dict(parser, section, convert, path)
+                continue
             for key, raw in parser.items(section):
                 name = _INI_KEYS.get((section, key))
                 if name is not None:

@@ -29,6 +29,7 @@ class ErrorCode(enum.IntEnum):
     ERR_INCONSISTENT_STATE = 16
     ERR_STALE_BALLOT = 17  # a replication message carries an older ballot than ours
     ERR_SHUTTING_DOWN = 18
+    ERR_DUP_EXIST = 19  # the table already duplicates to that cluster
 
 
 class PegasusError(Exception):

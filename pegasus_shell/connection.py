@@ -100,6 +100,17 @@ class ClusterConnection:
     async def meta_level(self, level: str | None) -> dict:
         return await wait(self.admin.meta_level(level))
 
+    async def add_duplication(self, name: str, remote: str, fail_mode: str, full: bool) -> dict:
+        return (await wait(self.admin.add_duplication(name, remote, fail_mode=fail_mode, full=full)))["duplication"]
+
+    async def query_duplication(self, name: str) -> dict:
+        return await wait(self.admin.query_duplication(name))
+
+    async def modify_duplication(self, name: str, dupid: int, *, status: str | None = None,
+                                 fail_mode: str | None = None) -> dict:
+        reply = await wait(self.admin.modify_duplication(name, dupid, status=status, fail_mode=fail_mode))
+        return reply["duplication"]
+
     async def remote_command(self, address: str, command: str, args: list[str]) -> Any:
         return (await wait(self.admin.remote_command(address, command, args)))["output"]
 

@@ -246,6 +246,24 @@ def _remote_command(out: Console, data: dict) -> None:
     out.print(f"Succeed count: {ok}\nFailed count: {len(data['results']) - ok}", highlight=False)
 
 
+@human("dup", "set_dup_fail_mode")
+def _dup(out: Console, data: dict) -> None:
+    rows = data["duplications"]
+    if data["action"] == "add" and rows:
+        out.print(f"successfully add duplication [dupid: {rows[0]['dupid']}]", highlight=False)
+        return
+    if data["action"] != "list":
+        for row in rows:
+            out.print(f"duplication {row['dupid']} of {data['table']}: {row['status']}, {row['fail_mode']}",
+                      highlight=False)
+        return
+    table = new_table("dupid", "status", "remote", "fail_mode", "create_ts_ms", "pending_mutations")
+    for row in rows:
+        table.add_row(str(row["dupid"]), row["status"], row["remote"], row["fail_mode"], str(row["create_ts_ms"]),
+                      fmt_value(row.get("pending_mutations")))
+    out.print(table)
+
+
 @human("meta-level", "set_meta_level")
 def _meta_level(out: Console, data: dict) -> None:
     if data["level"] != data["old_level"]:

@@ -132,6 +132,35 @@ class MetaAdmin:
         """``{app: AppInfo, partitions: [PartitionConfig]}``."""
         return await self._meta_call("meta.query_config", {"app_name": _name_arg(name)}, timeout, table=name)
 
+    # -- duplication (seed 002) -------------------------------------------------------------------------
+
+    @returns_deferred
+    async def add_duplication(self, name: str, remote_cluster: str, *, fail_mode: str = "slow", full: bool = False,
+                              timeout: float | None = None) -> dict:
+        """``{duplication}``: ship table ``name``'s writes from now on to the same table on ``remote_cluster`` (a
+        name in the meta servers' [pegasus.clusters]); ``full`` (copy the existing data first) is not built."""
+        if not isinstance(remote_cluster, str) or not remote_cluster:
+            raise InvalidArgumentError("remote_cluster must be a cluster name from [pegasus.clusters]")
+        body = {"app_name": _name_arg(name), "remote": remote_cluster, "fail_mode": str(fail_mode),
+                "full": bool(full)}
+        return await self._meta_call("meta.add_duplication", body, timeout, idempotent=False)
+
+    @returns_deferred
+    async def query_duplication(self, name: str, *, timeout: float | None = None) -> dict:
+        """``{app_name, app_id, duplications: [...]}``, each with its status, fail mode and progress."""
+        return await self._meta_call("meta.query_duplication", {"app_name": _name_arg(name)}, timeout)
+
+    @returns_deferred
+    async def modify_duplication(self, name: str, dupid: int, *, status: str | None = None,
+                                 fail_mode: str | None = None, timeout: float | None = None) -> dict:
+        """``{duplication}``: ``status`` DS_PAUSE, DS_LOG (start again) or DS_REMOVED; or a new ``fail_mode``."""
+        body: dict[str, Any] = {"app_name": _name_arg(name), "dupid": int_arg("dupid", dupid, minimum=0)}
+        if status is not None:
+            body["status"] = str(status)
+        if fail_mode is not None:
+            body["fail_mode"] = str(fail_mode)
+        return await self._meta_call("meta.modify_duplication", body, timeout, idempotent=False)
+
     # -- cluster ---------------------------------------------------------------------------------------
 
     @returns_deferred

@@ -161,6 +161,9 @@ class BlockingAdmin(_BlockingProxy):
     list_nodes = _blocking(MetaAdmin.list_nodes)
     cluster_info = _blocking(MetaAdmin.cluster_info)
     meta_level = _blocking(MetaAdmin.meta_level)
+    add_duplication = _blocking(MetaAdmin.add_duplication)
+    query_duplication = _blocking(MetaAdmin.query_duplication)
+    modify_duplication = _blocking(MetaAdmin.modify_duplication)
     replica_status = _blocking(MetaAdmin.replica_status)
     remote_command = _blocking(MetaAdmin.remote_command)
 

@@ -151,6 +151,15 @@ class Table:
         except Exception:
             return fail()
 
+    def duplicate(self, op: dict, *, timeout: float | None = None) -> Deferred:
+        """Apply one write that another cluster's duplication ships (a storage op carrying its source timetag:
+        duplication/duplicator.py). For duplicators, not applications. Fires with None."""
+        try:
+            return self._start("rrdb.duplicate", hash_key_arg(op["hk"]), {"op": op}, timeout, read=False,
+                                on_reply=_nothing)
+        except Exception:
+            return fail()
+
     @returns_deferred
     async def delete(self, hash_key: Any, sort_key: Any, *, timeout: float | None = None) -> None:
         """Remove one record (no error if it does not exist)."""

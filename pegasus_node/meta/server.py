@@ -22,6 +22,7 @@ from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.meta import guardian
 from pegasus_node.meta.assignment import choose_replicas
+from pegasus_node.meta.duplications import MetaDuplications
 from pegasus_node.meta.model import AS_AVAILABLE, AS_DROPPED, TABLE_NAME, AppInfo
 from pegasus_node.meta.state_store import StateStore
 from pegasus_node.replication.config import (
@@ -64,6 +65,7 @@ class MetaServer:
         self.purged_app_ids: list[int] = []
         self.events: collections.deque[dict] = collections.deque(maxlen=MAX_EVENTS)
         self._event_seq = 0
+        self.duplications = MetaDuplications(self)
         self._load()
         self._tick_loop = task.LoopingCall(self.tick)
         self._expiry_call = None  # the next _on_expiry, when it comes before the next tick
@@ -93,6 +95,7 @@ class MetaServer:
             for config in configs:
                 for address in config.everyone:
                     self.nodes.setdefault(address, NodeState(address, self.started_at))
+        self.duplications.load()
         log.info("meta state loaded from {store}: {n} tables", store=self.store.describe(), n=len(self.apps))
 
     def _app_puts(self, app: AppInfo, configs: list[PartitionConfiguration] = ()) -> dict[str, bytes]:
@@ -249,6 +252,7 @@ class MetaServer:
         self._declare_dead()
         self._guarded(self.run_guardian)
         self._guarded(self.purge_expired_apps)
+        self._guarded(self.duplications.save_progress)
         self._arm_expiry_check()
 
     def _guarded(self, duty) -> None:
@@ -305,7 +309,8 @@ class MetaServer:
 
     # ----- beacons -----
 
-    def on_beacon(self, address: str, replicas: list[dict], send_time_ms: int = 0) -> dict:
+    def on_beacon(self, address: str, replicas: list[dict], send_time_ms: int = 0,
+                  duplication_progress: list = ()) -> dict:
         node = self.nodes.get(address)
         if node is None:
             node = self.nodes[address] = NodeState(address, self.clock())
@@ -332,13 +337,15 @@ class MetaServer:
             if config is not None and config.primary == address:
                 self.committed[report.gpid] = report.last_committed_decree
         self.reports[address] = reports
+        self.duplications.on_progress(address, list(duplication_progress))
         return self._beacon_reply(address, reports)
 
     def _beacon_reply(self, address: str, reports: dict | None) -> dict:
         # available_app_ids lets a replica server tell a table moved entirely off it (its directories are
         # garbage) from a dropped one, which may still be recalled (replica/garbage.py).
         return {"assignments": self.assignments_for(address, reports), "purged_app_ids": list(self.purged_app_ids),
-                "available_app_ids": sorted(a.app_id for a in self.apps.values() if a.status == AS_AVAILABLE)}
+                "available_app_ids": sorted(a.app_id for a in self.apps.values() if a.status == AS_AVAILABLE),
+                "duplications": self.duplications.for_beacon()}
 
     def _config(self, gpid: Gpid) -> PartitionConfiguration | None:
         configs = self.partitions.get(gpid[0])
@@ -469,10 +476,16 @@ class MetaServer:
         "meta.beacon": "_rpc_beacon",
         "meta.events": "_rpc_events",
         "meta.config_change_request": "_rpc_config_change_request",
+        "meta.add_duplication": "duplications.rpc_add",
+        "meta.query_duplication": "duplications.rpc_query",
+        "meta.modify_duplication": "duplications.rpc_modify",
     }
 
     def handler(self, method: str):
-        return getattr(self, self.RPC_METHODS[method])
+        target = self
+        for name in self.RPC_METHODS[method].split("."):
+            target = getattr(target, name)
+        return target
 
     def register(self, server: RpcServer) -> None:
         for method in self.RPC_METHODS:
@@ -515,8 +528,9 @@ class MetaServer:
         return self.set_meta_level(b.get("level"))
 
     def _rpc_beacon(self, body, ctx):
-        b = expect(body, {"address": str, "replicas": list}, optional={"send_time_ms": int})
-        return self.on_beacon(b["address"], b["replicas"], b.get("send_time_ms", 0))
+        b = expect(body, {"address": str, "replicas": list},
+                   optional={"send_time_ms": int, "duplication_progress": list})
+        return self.on_beacon(b["address"], b["replicas"], b.get("send_time_ms", 0), b.get("duplication_progress", []))
 
     def _rpc_config_change_request(self, body, ctx):
         try:

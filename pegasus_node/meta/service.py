@@ -42,6 +42,14 @@ class MetaService:
         for method in MetaServer.RPC_METHODS:
             server.register(method, self._served_while_leading(method))
         server.register("node.remote_command", self._rpc_remote_command)
+        server.add_http_json("/meta/app/duplication", self._duplication_http)
+
+    def _duplication_http(self, args: dict) -> dict:
+        """``/meta/app/duplication?name=T``: table T's duplications (on the leading meta server)."""
+        name = (args.get("name") or [""])[0]
+        if not name:
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "give the table: /meta/app/duplication?name=TABLE")
+        return self._served_while_leading("meta.query_duplication")({"app_name": name}, None)
 
     def _served_while_leading(self, method: str):
         def serve(body, ctx):

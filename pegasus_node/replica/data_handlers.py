@@ -42,12 +42,13 @@ def _reply_fields(result: dict, fields: tuple[str, ...]) -> dict:
 
 
 DECREE = ("decree",)
+DUPLICABLE = ("put", "del", "multi_put", "multi_del")  # idempotent: what duplication ships
 
 
 class DataHandlers:
     """Binds the rrdb methods to a ``lookup(gpid) -> PartitionReplica`` function."""
 
-    WRITES = ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set")
+    WRITES = ("put", "remove", "multi_put", "multi_remove", "incr", "check_and_set", "duplicate")
     READS = ("get", "multi_get", "sortkey_count", "ttl", "exist", "scan")
 
     def __init__(self, lookup, max_value_bytes: int) -> None:
@@ -139,6 +140,22 @@ class DataHandlers:
               "operand": b["check_operand"], "set_sk": b["set_sort_key"], "set_v": b["set_value"],
               "expire": expire_at(b.get("ttl_seconds", 0)), "return_check_value": b.get("return_check_value", False)}
         return self._write(b, op, ("decree", "set_succeed", "check_value_exist", "check_value"))
+
+    def duplicate(self, body, ctx):
+        """A write another cluster's duplication shipped here (duplication/duplicator.py): an idempotent storage
+        op with its source timetag, applied only over an older one, and never shipped on from here."""
+        b = expect(body, {**GPID, "hash_key": bytes, "op": dict})
+        op = b["op"]
+        if (op.get("op") not in DUPLICABLE or type(op.get("timetag")) is not int or op.get("hk") != b["hash_key"]):
+            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS,
+                               "duplicate: op must be a put, del, multi_put or multi_del of the request's hash key, "
+                               "with an int timetag")
+        if op["op"] == "put" and isinstance(op.get("v"), bytes):
+            self._check_value(op["v"])
+        for pair in op.get("kvs", ()) if op["op"] == "multi_put" else ():
+            if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], bytes):
+                self._check_value(pair[1])
+        return self._write(b, dict(op))
 
     # ----- reads -----
 

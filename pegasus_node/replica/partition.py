@@ -449,7 +449,7 @@ class PartitionReplica:
             snapshot = engine.checkpoint_snapshot()
             yield threads.deferToThread(engine.write_checkpoint, snapshot)
             self.checkpoint_decree = snapshot.decree
-            removed = engine.gc_wal()
+            removed = engine.gc_wal(self.server.duplications.gc_floor(self.gpid))
             log.info("replica {gpid} checkpointed at decree {d}, removed {n} WAL segments", gpid=self.gpid,
                      d=snapshot.decree, n=len(removed))
             return snapshot.decree

@@ -24,6 +24,7 @@ from pegasus_node.fail_points import FailPointRegistry
 from pegasus_node.remote_commands import RemoteCommands
 from pegasus_node.replica.checkpoint_source import CHUNK_METHOD, serve_chunk
 from pegasus_node.replica.data_handlers import DataHandlers
+from pegasus_node.replica.duplications import ServerDuplications
 from pegasus_node.replica.garbage import UnassignedReplicaCollector
 from pegasus_node.replica.log_writer import ServerLogWriter
 from pegasus_node.replica.partition import PartitionReplica
@@ -70,6 +71,7 @@ class ReplicaServer:
         self._beacon_retry = None  # the sooner round after a failed one
         self.remote_commands = RemoteCommands()
         self.data = DataHandlers(self.lookup, config.max_value_bytes)
+        self.duplications = ServerDuplications(self.replicas, config.cluster_id, config.duplication_enabled, reactor)
         self._beacon_loop = task.LoopingCall(self.send_beacon)
         self._tick_loop = task.LoopingCall(self.tick)
         self._checkpoint_loop = task.LoopingCall(self.checkpoint_due)
@@ -149,7 +151,8 @@ class ReplicaServer:
             sent_at = self.clock()
             if sent_at >= round_ends:
                 return False
-            body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports}
+            body = {"address": self.address, "send_time_ms": int(time.time() * 1000), "replicas": reports,
+                    "duplication_progress": self.duplications.progress()}
             try:
                 reply = yield self.pool.call(meta, "meta.beacon", body, round_ends - sent_at)
                 break
@@ -174,6 +177,9 @@ class ReplicaServer:
         # directory may take a while, and must not hold the lease back.
         available = reply.get("available_app_ids")  # None from a meta server that predates it
         self.garbage.collect(self.replicas.keys(), available if isinstance(available, list) else None)
+        duplications = reply.get("duplications")
+        if isinstance(duplications, list):
+            self.duplications.sync(duplications)
         return True
 
     def apply_assignments(self, assignments: list[dict], purged_app_ids: list[int] = (), *,
@@ -238,7 +244,14 @@ class ReplicaServer:
         return {"address": self.address, "lease_valid": self.lease_valid(), "counters": dict(self.data.counters),
                 "lease_remaining_ms": int(self.lease.remaining(self.clock()) * 1000),
                 "log_writer": self.log_writer.stats(),
-                "replicas": [replica.status_entry() for replica in self.replicas.values()]}
+                "replicas": [replica.status_entry() for replica in self.replicas.values()],
+                "duplications": self.duplications.status()}
+
+    def duplication_http(self, args: dict) -> dict:
+        """``/replica/duplication?appid=N``: this server's duplicators (of table N)."""
+        raw = (args.get("appid") or [""])[0]
+        app_id = int(raw) if raw.isdigit() else None
+        return {"address": self.address, "duplications": self.duplications.status(app_id)}
 
     def server_info(self) -> dict:
         return {"role": "replica", "address": self.address, "version": __version__, "pid": os.getpid(),
@@ -253,6 +266,7 @@ class ReplicaServer:
         server.register("replica.config_update", self._rpc_config_update)
         server.register(CHUNK_METHOD, self._rpc_checkpoint_chunk)
         server.register("node.remote_command", self._rpc_remote_command)
+        server.add_http_json("/replica/duplication", self.duplication_http)
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
         self.remote_commands.register("replica.checkpoint", lambda args: self.checkpoint_all(),
                                       "write a checkpoint of every replica now and GC the WAL")
@@ -317,6 +331,7 @@ class ReplicaServer:
                 loop.stop()
         if self._beacon_retry is not None and self._beacon_retry.active():
             self._beacon_retry.cancel()
+        yield self.duplications.stop()
         for replica in self.replicas.values():
             replica.close()
         self.log_writer.stop()

@@ -6,7 +6,7 @@ its execute function returns data and never prints. :mod:`pegasus_shell.render` 
 
 from __future__ import annotations
 
-from pegasus_shell.commands import cluster_cmds, data_cmds, monitor_cmd, shell_cmds
+from pegasus_shell.commands import cluster_cmds, data_cmds, dup_cmds, monitor_cmd, shell_cmds
 from pegasus_shell.commands.spec import Arg, Command, Flag, Kind, Needs, ParsedArgs
 from pegasus_shell.errors import UsageError
 
@@ -21,7 +21,7 @@ def _build(commands: list[Command]) -> tuple[dict[str, Command], dict[str, Comma
     return {c.name: c for c in commands}, by_name
 
 
-COMMANDS: list[Command] = [*cluster_cmds.COMMANDS, *monitor_cmd.COMMANDS, *data_cmds.COMMANDS, *shell_cmds.COMMANDS]
+COMMANDS: list[Command] = [*cluster_cmds.COMMANDS, *dup_cmds.COMMANDS, *monitor_cmd.COMMANDS, *data_cmds.COMMANDS, *shell_cmds.COMMANDS]
 PRIMARY, ALL_NAMES = _build(COMMANDS)
 
 

@@ -24,10 +24,14 @@ class Handlers:
 
     def __init__(self, service: MetaService) -> None:
         self.table: dict = {}
+        self.http: dict = {}
         service.register(self)
 
     def register(self, name, handler) -> None:
         self.table[name] = handler
+
+    def add_http_json(self, path, fn) -> None:
+        self.http[path] = fn
 
     def call(self, name: str, body: dict | None = None):
         return self.table[name](body or {}, None)
@@ -88,6 +92,9 @@ async def test_only_the_leader_serves_and_the_next_one_starts_from_the_shared_st
         assert refused.value.code == ErrorCode.ERR_INVALID_STATE
         assert "127.0.0.1:2 is not the leader" in refused.value.message
         assert second_calls.call("node.remote_command", {"command": "server-info"})["output"]["leading"] is False
+        with pytest.raises(PegasusError, match="not the leader"):
+            second_calls.http["/meta/app/duplication"]({"name": ["t"]})
+        assert first_calls.http["/meta/app/duplication"]({"name": ["t"]})["duplications"] == []
 
         first.stop()
         await until(lambda: second.current is not None, timeout=5.0)

@@ -48,6 +48,12 @@ RESULTS: dict[str, dict] = {
          "error": None},
         {"address": "127.0.0.1:34801", "role": "replica", "ok": True, "output": {"count": 2}, "error": None}]},
     "meta-level": {"level": "lively", "old_level": "steady"},
+    "dup": {"action": "list", "table": "temp", "duplications": [
+        {"dupid": 1795345422, "remote": "dst", "status": "DS_LOG", "fail_mode": "FAIL_SLOW",
+         "create_ts_ms": 1795345422996, "confirmed": {"0": 6, "1": 5}, "pending_mutations": 3}]},
+    "set_dup_fail_mode": {"action": "set_fail_mode", "table": "temp", "duplications": [
+        {"dupid": 1795345422, "remote": "dst", "status": "DS_PAUSE", "fail_mode": "FAIL_SKIP",
+         "create_ts_ms": 1795345422996, "confirmed": {"0": 6, "1": 5}}]},
     "set": {"hash_key": b"hk", "sort_key": b"sk", "ttl_seconds": 0},
     "get": {"hash_key": b"hk", "sort_key": b"sk", "found": True, "value": b"hello world\x00\xff"},
     "del": {"hash_key": b"hk", "sort_key": b"sk"},

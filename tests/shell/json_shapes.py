@@ -16,6 +16,7 @@ TABLE_ROW = {"app_id": int, "name": str, "status": str, "partition_count": int, 
              "create_time": int, "drop_time": int, "expire_time": int, "envs_count": int}
 KV = {"hash_key": BYTES, "sort_key": BYTES, "value": (BYTES, None)}
 NODE_RESULT = {"address": str, "role": str, "ok": bool, "output": ANY, "error": (str, None)}
+DUPLICATION = {"dupid": int, "remote": str, "status": str, "fail_mode": str, "create_ts_ms": int}
 HEALTH = {"fully_healthy": int, "unhealthy": int, "write_unhealthy": int, "read_unhealthy": int}
 COMMAND = {"name": str, "aliases": [str], "group": str, "usage": str, "summary": str, "details": str,
            "args": [{"name": str, "optional": bool, "repeat": bool, "choices": [str], "help": str}],
@@ -42,6 +43,8 @@ DATA: dict[str, Any] = {
     "server-info": {"results": [NODE_RESULT]},
     "remote-command": {"command": str, "args": [str], "results": [NODE_RESULT]},
     "meta-level": {"level": str, "old_level": str},
+    "dup": {"action": str, "table": str, "duplications": [DUPLICATION]},
+    "set_dup_fail_mode": {"action": str, "table": str, "duplications": [DUPLICATION]},
     "set_meta_level": {"level": str, "old_level": str},
     "help": ANY,  # {commands: [COMMAND]} or {command: COMMAND}, checked by the tests directly
     "set": {"hash_key": BYTES, "sort_key": BYTES, "ttl_seconds": int},

@@ -1,0 +1,123 @@
+"""Duplication between two real oneboxes (seed 002): a table's writes reach the same table on the other
+cluster, whose partition count differs; pause holds them back and start ships them; kill -9 of a source
+primary loses none; incr is not shipped."""
+
+from __future__ import annotations
+
+import pytest_twisted
+
+from pegasus_node.client import Client
+from tests.cluster.test_replication_failover import wait_for
+from tests.cluster.workload import sleep
+
+
+def write_config(path, name: str, cluster_id: int, remotes: dict) -> str:
+    clusters = "".join(f"{n} = {metas}\n" for n, metas in remotes.items())
+    path.write_text(f"[pegasus.server]\ncluster_name = {name}\ncluster_id = {cluster_id}\n"
+                    f"[pegasus.clusters]\n{clusters}[duplication-group]\nsrc = 1\ndst = 2\n")
+    return str(path)
+
+
+async def all_there(table, expected: dict) -> bool:
+    for (hk, sk), value in expected.items():
+        if await table.get(hk, sk, timeout=5.0) != value:
+            return False
+    return True
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_reach_the_other_cluster_through_pause_start_and_a_killed_primary(onebox_factory, tmp_path):
+    dst_box = onebox_factory("dst", replicas=3, extra_args=[
+        "--partitions", "4", "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
+    src_box = onebox_factory("src", replicas=3, extra_args=[
+        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src, dst = Client(src_box.meta, timeout=10.0), Client(dst_box.meta, timeout=10.0)
+    source, target = await src.open_table("temp"), await dst.open_table("temp")
+
+    async def added():  # refused (ERR_TRY_AGAIN) until every primary has reported its commit point
+        return (await src.admin.add_duplication("temp", "dst"))["duplication"]["dupid"]
+
+    dupid = await wait_for(added, 15, "the duplication to be added")
+    expected = {}
+    for i in range(100):
+        await source.set(b"k%d" % i, b"s", b"v%d" % i)
+        expected[(b"k%d" % i, b"s")] = b"v%d" % i
+    await source.multi_set(b"multi", {b"a": b"1", b"b": b"2"})
+    expected.update({(b"multi", b"a"): b"1", (b"multi", b"b"): b"2"})
+    await source.delete(b"k7", b"s")
+    expected[(b"k7", b"s")] = None
+    await source.incr(b"counter", b"n", 5)
+
+    await wait_for(lambda: all_there(target, expected), 30, "the writes to reach the other cluster")
+    assert await target.get(b"counter", b"n") is None, "incr is not idempotent: it must not be shipped"
+
+    await src.admin.modify_duplication("temp", dupid, status="DS_PAUSE")
+    await sleep(1.5)  # a beacon: the duplicators stop
+    await source.set(b"paused", b"s", b"1")
+    await sleep(2.0)
+    assert await target.get(b"paused", b"s") is None, "a paused duplication shipped a write"
+    await src.admin.modify_duplication("temp", dupid, status="DS_LOG")
+    expected[(b"paused", b"s")] = b"1"
+    await wait_for(lambda: all_there(target, expected), 30, "a started duplication to ship what was held back")
+
+    # kill -9 the primary of a partition while writing: its successor resumes from the confirmed decree.
+    victim_address = (await src.admin.query_config("temp"))["partitions"][0]["primary"]
+    victim = next(n for n in src_box.replica_names() if src_box.address(n) == victim_address)
+    acked = {}
+    for i in range(300):
+        if i == 50:
+            src_box.kill9(victim)
+        try:
+            await source.set(b"late%d" % i, b"s", b"x%d" % i, timeout=10.0)
+            acked[(b"late%d" % i, b"s")] = b"x%d" % i
+        except Exception:
+            pass
+    src_box.restart(victim)
+    assert len(acked) > 250
+    await wait_for(lambda: all_there(target, acked), 60, "every write acknowledged around the kill to be shipped")
+
+    listed = (await src.admin.query_duplication("temp"))["duplications"]
+    assert [(d["dupid"], d["status"]) for d in listed] == [(dupid, "DS_LOG")]
+
+    async def caught_up():
+        statuses = [await src.admin.replica_status(src_box.address(n)) for n in src_box.replica_names()]
+        shipping = [d for status in statuses for d in status["duplications"]]
+        return len(shipping) == 8 and all(d["pending_mutations"] == 0 for d in shipping)
+
+    await wait_for(caught_up, 30, "a duplicator on each partition's primary, with nothing left to ship")
+    progress = (await src.admin.query_duplication("temp"))["duplications"][0]
+    assert all(int(decree) > 0 for decree in progress["confirmed"].values()), progress
+    await src.close()
+    await dst.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_cluster_down_for_a_while_gets_every_write_once_it_is_back(onebox_factory, tmp_path):
+    dst_box = onebox_factory("dst", replicas=1, extra_args=[
+        "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
+    src_box = onebox_factory("src", replicas=1, extra_args=[
+        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src = Client(src_box.meta, timeout=10.0)
+    source = await src.open_table("temp")
+
+    async def added():
+        return (await src.admin.add_duplication("temp", "dst"))["duplication"]["dupid"]
+
+    await wait_for(added, 15, "the duplication to be added")
+    dst_box.stop()  # the whole remote cluster: its processes stopped by pid
+    expected = {}
+    for i in range(50):
+        await source.set(b"while-down%d" % i, b"s", b"%d" % i)
+        expected[(b"while-down%d" % i, b"s")] = b"%d" % i
+
+    async def failing():
+        status = await src.admin.replica_status(src_box.address("replica1"))
+        return any(d["failed_shipping_ops"] > 0 and d["last_error"] for d in status["duplications"])
+
+    await wait_for(failing, 30, "the duplicators to report failed shipments")
+    dst_box.start()  # the same directory and ports: the same cluster, back
+    dst = Client(dst_box.meta, timeout=10.0)
+    target = await dst.open_table("temp")
+    await wait_for(lambda: all_there(target, expected), 60, "FAIL_SLOW to ship every held-back write")
+    await src.close()
+    await dst.close()
