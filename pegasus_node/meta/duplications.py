@@ -163,7 +163,7 @@ class MetaDuplications:
     def save_progress(self) -> None:
         for app_id, dupid in sorted(self._unsaved):
             entry = self.entries.get(app_id, {}).get(dupid)
-            if entry is not None:
+            if entry is not None and app_id in self.meta.apps:  # a purged table's entries went with it
                 self._save(entry)
         self._unsaved.clear()
 

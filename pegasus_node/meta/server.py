@@ -304,6 +304,7 @@ class MetaServer:
         for app in expired:
             del self.apps[app.app_id]
             del self.partitions[app.app_id]
+            self.duplications.entries.pop(app.app_id, None)
             self.record_event("table_purged", f"purged dropped table {app.name} (app_id {app.app_id})",
                               app_id=app.app_id)
 
