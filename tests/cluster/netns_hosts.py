@@ -12,6 +12,7 @@ by a process that died without cleaning up are removed by the next run. It needs
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from pegasus_node.base.pids import pid_alive
 from tests.cluster.onebox_harness import kill_pid, wait_pid_gone
 
 PREFIX = "pgt"  # every namespace and link this harness makes starts with it, then the owner's pid
+_NETWORK_LETTERS = itertools.cycle("abcdefghijklmnopqrstuvwxyz")
 META_PORT, REPLICA_PORT = 34601, 34801
 
 
@@ -97,7 +99,9 @@ class HostNetwork:
 
     def create(self) -> "HostNetwork":
         remove_leftovers()
-        owner = os.getpid()
+        # A letter per network of this process: a veth pair can outlive its namespace's deletion for a moment,
+        # so the next network must not reuse the names.
+        owner = f"{os.getpid()}{next(_NETWORK_LETTERS)}"
         subnet = f"198.18.{random.randrange(256)}"
         self.bridge, self.gateway = f"{PREFIX}{owner}b", f"{subnet}.1"
         try:
@@ -135,7 +139,8 @@ class HostNetwork:
 
     def close(self) -> None:
         for host in self.hosts:
-            _ip("netns", "del", host.name, check=False)  # takes its veth pair with it
+            _ip("link", "del", host.link, check=False)  # the pair at once, not when the namespace is gone
+            _ip("netns", "del", host.name, check=False)
         self.hosts = []
         if self.bridge:
             _ip("link", "del", self.bridge, check=False)
