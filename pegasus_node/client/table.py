@@ -151,11 +151,12 @@ class Table:
         except Exception:
             return fail()
 
-    def duplicate(self, op: dict, *, timeout: float | None = None) -> Deferred:
-        """Apply one write that another cluster's duplication ships (a storage op carrying its source timetag:
-        duplication/duplicator.py). For duplicators, not applications. Fires with None."""
+    def duplicate(self, ops: list[dict], *, timeout: float | None = None) -> Deferred:
+        """Apply writes that another cluster's duplication ships (storage ops carrying their source timetags:
+        duplication/duplicator.py), all of one partition of this table, in order. For duplicators, not
+        applications. Fires with None."""
         try:
-            return self._start("rrdb.duplicate", hash_key_arg(op["hk"]), {"op": op}, timeout, read=False,
+            return self._start("rrdb.duplicate", hash_key_arg(ops[0]["hk"]), {"ops": ops}, timeout, read=False,
                                 on_reply=_nothing)
         except Exception:
             return fail()

@@ -6,8 +6,8 @@ timestamp and this cluster's id), and sends them through the normal client to th
 cluster, which routes each by its hash key (partition counts may differ). Once a batch is acknowledged,
 ``confirmed`` moves to its last decree; the replica server reports it to the meta server in its beacons.
 
-Order: the ops of one hash key are shipped one after the other, in decree order; different hash keys at
-once. The remote side applies a shipped op only over an older timetag, so a batch shipped twice (after a
+Order: the ops bound for one remote partition go in chunks (one RPC each, applied in order there), one chunk
+after the other; different partitions at once. So the ops of a hash key arrive in decree order. The remote side applies a shipped op only over an older timetag, so a batch shipped twice (after a
 failover, or a retry) changes nothing, and a put can never land after a later delete of the same key.
 
 Not shipped: writes that arrived here by duplication (they carry a timetag: shipping them back would loop
@@ -24,6 +24,7 @@ from typing import Any
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
+from pegasus_node.base.keys import partition_index
 from pegasus_node.base.timetag import make_timetag
 from pegasus_node.duplication.entry import FAIL_FAST, FAIL_SKIP, SKIP_AFTER_FAILURES
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -32,6 +33,8 @@ log = Logger(namespace="pegasus.duplication")
 
 SHIPPABLE = frozenset({"put", "del", "multi_put", "multi_del"})
 MAX_BATCH_MUTATIONS = 256
+MAX_SHIPMENT_OPS = 512
+MAX_SHIPMENT_BYTES = 1 << 20
 IDLE_POLL_SECONDS = 0.05
 RETRY_SECONDS = 1.0
 
@@ -174,18 +177,34 @@ class PartitionDuplicator:
             raise PegasusError(ErrorCode.ERR_DISK_IO, f"cannot read the WAL: {exc}") from None
 
     async def _ship(self, table: Any, ops: list[dict]) -> None:
-        """The ops of each hash key in order, the hash keys at once; raises the first failure."""
-        by_key: dict[bytes, list[dict]] = {}
+        """One RPC per remote partition and chunk, the partitions at once, a partition's chunks in order
+        (so a hash key's ops stay in order); raises the first failure."""
+        by_partition: dict[int, list[dict]] = {}
         for op in ops:
-            by_key.setdefault(op["hk"], []).append(op)
+            by_partition.setdefault(partition_index(op["hk"], table.partition_count), []).append(op)
 
-        async def in_order(key_ops: list[dict]) -> None:
-            for op in key_ops:
-                await table.duplicate(op)
+        async def in_order(partition_ops: list[dict]) -> None:
+            for chunk in _chunks(partition_ops):
+                await table.duplicate(chunk)
 
-        results = await defer.DeferredList([defer.ensureDeferred(in_order(o)) for o in by_key.values()],
+        results = await defer.DeferredList([defer.ensureDeferred(in_order(o)) for o in by_partition.values()],
                                            consumeErrors=True)
         for ok, result in results:
             if not ok:
                 error = result.value
                 raise error if isinstance(error, PegasusError) else PegasusError(ErrorCode.ERR_UNKNOWN, repr(error))
+
+
+def _chunks(ops: list[dict]) -> list[list[dict]]:
+    """Runs of at most MAX_SHIPMENT_OPS ops and about MAX_SHIPMENT_BYTES of values: well inside a frame."""
+    chunks, current, size = [], [], 0
+    for op in ops:
+        op_size = len(op.get("v", b"")) + sum(len(pair[1]) for pair in op.get("kvs", ()))
+        if current and (len(current) >= MAX_SHIPMENT_OPS or size + op_size > MAX_SHIPMENT_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(op)
+        size += op_size
+    if current:
+        chunks.append(current)
+    return chunks

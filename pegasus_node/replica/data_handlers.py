@@ -142,20 +142,25 @@ class DataHandlers:
         return self._write(b, op, ("decree", "set_succeed", "check_value_exist", "check_value"))
 
     def duplicate(self, body, ctx):
-        """A write another cluster's duplication shipped here (duplication/duplicator.py): an idempotent storage
-        op with its source timetag, applied only over an older one, and never shipped on from here."""
-        b = expect(body, {**GPID, "hash_key": bytes, "op": dict})
-        op = b["op"]
-        if (op.get("op") not in DUPLICABLE or type(op.get("timetag")) is not int or op.get("hk") != b["hash_key"]):
+        """Writes another cluster's duplication shipped here (duplication/duplicator.py), all of this partition,
+        in order: idempotent storage ops with their source timetags, each applied only over an older one, and
+        never shipped on from here. Submitted in one turn, they go in one mutation (or a few)."""
+        b = expect(body, {**GPID, "hash_key": bytes, "ops": list})
+        ops = b["ops"]
+        if not ops or not all(isinstance(op, dict) and op.get("op") in DUPLICABLE and type(op.get("timetag")) is int
+                              and isinstance(op.get("hk"), bytes) for op in ops):
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS,
-                               "duplicate: op must be a put, del, multi_put or multi_del of the request's hash key, "
-                               "with an int timetag")
-        if op["op"] == "put" and isinstance(op.get("v"), bytes):
-            self._check_value(op["v"])
-        for pair in op.get("kvs", ()) if op["op"] == "multi_put" else ():
-            if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], bytes):
-                self._check_value(pair[1])
-        return self._write(b, dict(op))
+                               "duplicate: ops must be puts, dels, multi_puts or multi_dels, each with its hash key "
+                               "and an int timetag")
+        for op in ops:
+            values = [op.get("v")] if op["op"] == "put" else [p[1] for p in op.get("kvs", ()) if len(p) == 2]
+            for value in values:
+                if isinstance(value, bytes):
+                    self._check_value(value)
+        replica = self.lookup(b["gpid"])
+        applied = [replica.submit(dict(op)).addCallback(_reply_fields, DECREE) for op in ops]
+        return defer.gatherResults(applied, consumeErrors=True).addCallbacks(
+            lambda results: {"count": len(results)}, lambda failure: failure.value.subFailure)
 
     # ----- reads -----
 

@@ -36,3 +36,14 @@ def test_entry_round_trips_and_fail_modes_read_as_pegasus_spells_them():
     assert [fail_mode_arg(m) for m in ("slow", "SKIP", "FAIL_FAST")] == ["FAIL_SLOW", "FAIL_SKIP", "FAIL_FAST"]
     with pytest.raises(PegasusError, match="slow, skip or fast"):
         fail_mode_arg("sometimes")
+
+
+def test_shipments_are_cut_by_count_and_by_bytes_keeping_the_order():
+    from pegasus_node.duplication import duplicator
+
+    small = [{"op": "put", "hk": b"h", "v": b"x", "i": i} for i in range(duplicator.MAX_SHIPMENT_OPS + 3)]
+    chunks = duplicator._chunks(small)
+    assert [len(c) for c in chunks] == [duplicator.MAX_SHIPMENT_OPS, 3]
+    assert [op["i"] for c in chunks for op in c] == list(range(len(small)))
+    big = [{"op": "multi_put", "hk": b"h", "kvs": [[b"s", b"v" * (duplicator.MAX_SHIPMENT_BYTES // 2)]]}] * 3
+    assert [len(c) for c in duplicator._chunks(big)] == [2, 1]
