@@ -71,8 +71,11 @@ def choose_ports(args, data_dir: Path) -> tuple[list[int], list[int]]:
     """Meta and replica ports: free ones, the ones asked for, or those of the previous run in DATA_DIR."""
     names = meta_names(args.metas)
     previous = read_manifest(data_dir)
-    if args.free_ports and previous is None:
-        return [free_port() for _ in names], [free_port() for _ in range(args.replicas)]
+    if args.free_ports and previous is None:  # the ports asked for explicitly still win
+        metas = [args.meta_port + i for i in range(len(names))] if args.meta_port else [free_port() for _ in names]
+        replicas = ([args.replica_port + i for i in range(args.replicas)] if args.replica_port
+                    else [free_port() for _ in range(args.replicas)])
+        return metas, replicas
     old = {} if previous is None else {p["name"]: int(p["address"].rsplit(":", 1)[1]) for p in previous["processes"]}
     if args.meta_port is None and all(name in old for name in names):
         meta_ports = [old[name] for name in names]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from pegasus_node.client import Client
+from pegasus_node.onebox import free_port
 from tests.cluster.test_replication_failover import wait_for
 from tests.cluster.workload import sleep
 
@@ -121,3 +122,63 @@ async def test_a_remote_cluster_down_for_a_while_gets_every_write_once_it_is_bac
     await wait_for(lambda: all_there(target, expected), 60, "FAIL_SLOW to ship every held-back write")
     await src.close()
     await dst.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_clusters_duplicating_to_each_other_agree_and_ship_nothing_back(onebox_factory, tmp_path):
+    """Multi-master: each cluster's writes reach the other; a write that arrived by duplication is not shipped
+    back (or it would circle for ever); both clusters writing one key settle on the same value."""
+    ports = {name: (free_port(), free_port()) for name in ("a", "b")}
+    metas = {name: f"127.0.0.1:{meta}" for name, (meta, _) in ports.items()}
+    boxes, clients, tables = {}, {}, {}
+    for name, cluster_id, other in (("a", 1, "b"), ("b", 2, "a")):
+        config = tmp_path / f"{name}.ini"
+        config.write_text(f"[pegasus.server]\ncluster_name = {name}\ncluster_id = {cluster_id}\n"
+                          f"[pegasus.clusters]\n{other} = {metas[other]}\n[duplication-group]\na = 1\nb = 2\n")
+        meta_port, replica_port = ports[name]
+        boxes[name] = onebox_factory(name, replicas=1, extra_args=[
+            "--config", str(config), "--meta-port", str(meta_port), "--replica-port", str(replica_port)])
+    for name, other in (("a", "b"), ("b", "a")):
+        clients[name] = Client(boxes[name].meta, timeout=10.0)
+        tables[name] = await clients[name].open_table("temp")
+
+        async def added(name=name, other=other):
+            return await clients[name].admin.add_duplication("temp", other)
+
+        await wait_for(added, 15, f"{name} to duplicate to {other}")
+
+    expected = {}
+    for i in range(40):
+        await tables["a"].set(b"from-a%d" % i, b"s", b"a%d" % i)
+        await tables["b"].set(b"from-b%d" % i, b"s", b"b%d" % i)
+        expected[(b"from-a%d" % i, b"s")] = b"a%d" % i
+        expected[(b"from-b%d" % i, b"s")] = b"b%d" % i
+    for round_ in range(20):  # both write the same keys, nearly at once
+        for name in ("a", "b"):
+            await tables[name].set(b"contended%d" % (round_ % 4), b"s", b"%s%d" % (name.encode(), round_))
+    for name in ("a", "b"):
+        await wait_for(lambda name=name: all_there(tables[name], expected), 30, f"every write on cluster {name}")
+
+    async def settled():
+        values = [[await tables[n].get(b"contended%d" % k, b"s") for k in range(4)] for n in ("a", "b")]
+        return values[0] == values[1] and None not in values[0]
+
+    await wait_for(settled, 30, "both clusters to settle on the same value of every contended key")
+
+    async def shipped_counts():
+        counts = {}
+        for name in ("a", "b"):
+            status = await clients[name].admin.replica_status(boxes[name].address("replica1"))
+            counts[name] = sum(d["shipped_ops"] for d in status["duplications"])
+        return counts
+
+    # Each cluster ships its own writes only: 40 unique and 20 contended. A write shipped back would add the
+    # other cluster's 60, and go on circling.
+    async def all_shipped():
+        return await shipped_counts() == {"a": 60, "b": 60}
+
+    await wait_for(all_shipped, 30, "each cluster to ship its own 60 writes")
+    await sleep(2.0)
+    assert await shipped_counts() == {"a": 60, "b": 60}, "writes went on being shipped: something circles"
+    for client in clients.values():
+        await client.close()
