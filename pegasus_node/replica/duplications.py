@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from pegasus_node.duplication import metrics
 from pegasus_node.duplication.duplicator import PartitionDuplicator
 from pegasus_node.duplication.entry import DS_LOG, DuplicationEntry
 from pegasus_node.replication.config import PartitionStatus
@@ -30,7 +31,7 @@ class ServerDuplications:
         self.duplicators: dict[tuple[tuple[int, int], int], PartitionDuplicator] = {}  # (gpid, dupid) ->
         self._floors: dict[tuple[int, int], int] = {}
         self._clients: dict[str, Any] = {}  # remote meta list -> Client
-        self._entries: list[DuplicationEntry] = []
+        metrics.watch(self)
 
     def sync(self, duplications: list) -> None:
         entries, metas, names = [], {}, {}
@@ -43,7 +44,6 @@ class ServerDuplications:
             entries.append(entry)
             metas[entry.dupid] = str(raw.get("remote_metas", ""))
             names[entry.dupid] = str(raw.get("app_name", ""))
-        self._entries = entries
         self._floors = {}
         wanted = {}
         for entry in entries:

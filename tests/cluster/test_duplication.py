@@ -4,12 +4,20 @@ primary loses none; incr is not shipped."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest_twisted
+from twisted.internet import threads
 
 from pegasus_node.client import Client
 from pegasus_node.onebox import free_port
 from tests.cluster.test_replication_failover import wait_for
 from tests.cluster.workload import sleep
+
+
+def http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
 
 
 def write_config(path, name: str, cluster_id: int, remotes: dict) -> str:
@@ -88,6 +96,10 @@ async def test_writes_reach_the_other_cluster_through_pause_start_and_a_killed_p
     await wait_for(caught_up, 30, "a duplicator on each partition's primary, with nothing left to ship")
     progress = (await src.admin.query_duplication("temp"))["duplications"][0]
     assert all(int(decree) > 0 for decree in progress["confirmed"].values()), progress
+    scraped = "".join([await threads.deferToThread(http_get, f"http://{src_box.address(n)}/metrics")
+                       for n in src_box.replica_names()])
+    shipped = [line for line in scraped.splitlines() if line.startswith("pegasus_dup_shipped_ops_total{")]
+    assert len(shipped) == 8 and sum(float(line.rsplit(" ", 1)[1]) for line in shipped) > 0, shipped
     await src.close()
     await dst.close()
 
