@@ -6,6 +6,7 @@
   remote cluster through the normal client, each write carrying its source timetag (last writer wins there).
 - The meta side is ``meta/duplications.py``; the receiving side is ``rrdb.duplicate`` (replica/data_handlers.py).
 
-Only incremental duplication is built: the remote table must exist, and the writes from the moment of
-``dup add`` on are shipped. Full duplication (``dup add -p``, copying a checkpoint first) is not.
+Incremental duplication ships the writes from the moment of ``dup add`` on to a table that exists on the
+remote cluster. Full duplication (``dup add -p``) creates the table there and ships a snapshot of each
+partition's records first.
 """

@@ -1,5 +1,8 @@
 """A partition primary's duplicator: ships its committed writes, after the confirmed decree, to the remote cluster.
 
+A full duplication starts with ``confirmed`` -1: the duplicator first ships a snapshot of the replica's
+records, each with its stored timetag, then the log after the snapshot's decree.
+
 It loads the committed mutations after ``confirmed`` (from the core's log in memory, else from the WAL on a
 worker thread), turns their writes into shippable ops, each carrying the source timetag (the mutation's
 timestamp and this cluster's id), and sends them through the normal client to the same table on the remote
@@ -24,7 +27,7 @@ from typing import Any
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-from pegasus_node.base.keys import partition_index
+from pegasus_node.base.keys import decode_key, partition_index
 from pegasus_node.base.timetag import make_timetag
 from pegasus_node.duplication.entry import FAIL_FAST, FAIL_SKIP, SKIP_AFTER_FAILURES
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -84,6 +87,7 @@ class PartitionDuplicator:
         self._reactor = reactor
         self._stopped = False
         self._running: defer.Deferred | None = None
+        self._table: Any = None  # the remote table, opened at the first shipment
         self.failed = ""  # FAIL_FAST stopped it: why
         self.last_error = ""
         self.counters = {"shipped_ops": 0, "failed_shipping_ops": 0, "skipped_batches": 0, "skipped_ops": 0,
@@ -103,7 +107,8 @@ class PartitionDuplicator:
         if self.confirmed < committed and self.last_shipped_timestamp_us:
             lag_ms = max(0, int(time.time() * 1000 - self.last_shipped_timestamp_us / 1000))
         return {"dupid": self.dupid, "gpid": list(self.replica.gpid), "confirmed_decree": self.confirmed,
-                "last_committed_decree": committed, "pending_mutations": max(0, committed - self.confirmed),
+                "last_committed_decree": committed, "pending_mutations": max(0, committed - max(self.confirmed, 0)),
+                "copying_data": self.confirmed < 0,
                 "time_lag_ms": lag_ms, "fail_mode": self.fail_mode, "failed": self.failed,
                 "last_error": self.last_error, **self.counters}
 
@@ -111,8 +116,9 @@ class PartitionDuplicator:
         return task.deferLater(self._reactor, seconds, lambda: None)
 
     async def _run(self) -> None:
-        table = None
-        failures = 0
+        self._table = None
+        if self.confirmed < 0 and not await self._copy_data():
+            return
         while not self._stopped:
             committed = self.replica.last_committed_decree
             if self.confirmed >= committed:
@@ -130,10 +136,48 @@ class PartitionDuplicator:
                 shippable, non_idempotent = shippable_ops(mutation, self.cluster_id)
                 ops += shippable
                 self.counters["non_idempotent_skipped"] += non_idempotent
+            if not await self._ship_as_the_fail_mode_says(ops):
+                return
+            self.confirmed = mutations[-1].decree
+            self.last_shipped_timestamp_us = mutations[-1].timestamp_us
+
+    async def _copy_data(self) -> bool:
+        """Full duplication's first step (``confirmed`` < 0): ship every record of a snapshot of the replica,
+        with its stored timetag, then the log from the snapshot's decree on. False: stopped meanwhile."""
+        engine = self.replica.engine
+        if engine is None:
+            return False
+        snapshot = engine.checkpoint_snapshot()  # a copy at the applied decree, taken between two applies
+        now = time.time()
+        batch: list[dict] = []
+        for key, record in snapshot.items:
+            if self._stopped:
+                return False
+            if record.expire_ts and record.expire_ts <= now:
+                continue
+            hash_key, sort_key = decode_key(key)
+            batch.append({"op": "put", "hk": hash_key, "sk": sort_key, "v": record.value,
+                          "expire": record.expire_ts, "timetag": record.timetag})
+            if len(batch) >= MAX_SHIPMENT_OPS:
+                if not await self._ship_as_the_fail_mode_says(batch):
+                    return False
+                batch = []
+        if batch and not await self._ship_as_the_fail_mode_says(batch):
+            return False
+        self.confirmed = snapshot.decree
+        log.info("duplication {dupid} of {gpid}: copied {n} records at decree {d}; shipping the log from there",
+                 dupid=self.dupid, gpid=self.replica.gpid, n=len(snapshot.items), d=snapshot.decree)
+        return True
+
+    async def _ship_as_the_fail_mode_says(self, ops: list[dict]) -> bool:
+        """Ship ``ops``, retrying while the fail mode says so. True once shipped (or skipped, FAIL_SKIP);
+        False when the duplicator stops (FAIL_FAST, or ``stop``)."""
+        failures = 0
+        while not self._stopped:
             try:
-                if table is None:
-                    table = await self._open_remote_table()
-                await self._ship(table, ops)
+                if self._table is None:
+                    self._table = await self._open_remote_table()
+                await self._ship(self._table, ops)
             except PegasusError as exc:
                 failures += 1
                 self.counters["failed_shipping_ops"] += len(ops)
@@ -142,7 +186,7 @@ class PartitionDuplicator:
                     self.failed = self.last_error
                     log.error("duplication {dupid} of {gpid} stopped (FAIL_FAST): {err}", dupid=self.dupid,
                               gpid=self.replica.gpid, err=exc.message)
-                    return
+                    return False
                 if self.fail_mode != FAIL_SKIP or failures < SKIP_AFTER_FAILURES:
                     await self._sleep(RETRY_SECONDS)
                     continue
@@ -150,11 +194,10 @@ class PartitionDuplicator:
                 self.counters["skipped_ops"] += len(ops)
                 log.warn("duplication {dupid} of {gpid} skipped {n} writes (FAIL_SKIP)", dupid=self.dupid,
                          gpid=self.replica.gpid, n=len(ops))
-            else:
-                self.counters["shipped_ops"] += len(ops)
-            failures = 0
-            self.confirmed = mutations[-1].decree
-            self.last_shipped_timestamp_us = mutations[-1].timestamp_us
+                return True
+            self.counters["shipped_ops"] += len(ops)
+            return True
+        return False
 
     def _note_error(self, message: str) -> None:
         if message != self.last_error:

@@ -27,6 +27,29 @@ if TYPE_CHECKING:
 log = Logger(namespace="pegasus.meta.duplication")
 
 
+async def _remote_table_exists(remote, name: str, cluster: str, metas: str) -> bool:
+    try:
+        await remote.query_config(name)
+    except PegasusError as exc:
+        if exc.code in (ErrorCode.ERR_OBJECT_NOT_FOUND, ErrorCode.ERR_APP_NOT_EXIST):
+            return False
+        raise
+    return True
+
+
+async def _until_every_partition_has_a_primary(remote, name: str, timeout: float = 30.0) -> None:
+    """A table just created on the remote cluster: shipping starts once it can take writes (or after timeout,
+    when the duplicators' fail mode decides)."""
+    from twisted.internet import reactor, task
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        partitions = (await remote.query_config(name))["partitions"]
+        if all(p["primary"] for p in partitions):
+            return
+        await task.deferLater(reactor, 0.2, lambda: None)
+
+
 def _path(app_id: int, dupid: int) -> str:
     return f"/apps/{app_id}/duplication/{dupid}"
 
@@ -80,18 +103,19 @@ class MetaDuplications:
             raise PegasusError(ErrorCode.ERR_DUP_EXIST, f"table {app_name} already duplicates to {remote}")
         return app.app_id, metas
 
-    def add(self, app_name: str, remote: str, fail_mode: str) -> DuplicationEntry:
-        """Incremental: from each partition's last committed decree the meta server knows (a beacon old)."""
+    def add(self, app_name: str, remote: str, fail_mode: str, *, full: bool = False) -> DuplicationEntry:
+        """Incremental: from each partition's last committed decree the meta server knows (a beacon old). Full:
+        each partition's confirmed decree is -1, which has its primary copy its records first."""
         app_id, _ = self.check_can_add(app_name, remote)
         existing = self.entries.get(app_id, {})
         dupid = max([int(time.time()), *(d + 1 for d in existing)])
         partition_count = len(self.meta.partitions[app_id])
         unheard = [p for p in range(partition_count) if (app_id, p) not in self.meta.committed]
-        if unheard:
+        if unheard and not full:
             # Starting those at decree 0 would ask for writes the WAL may no longer hold.
             raise PegasusError(ErrorCode.ERR_TRY_AGAIN, f"the primaries of partitions {unheard[:8]} of {app_name} have "
                                "not reported their commit point to this meta server yet; try again in a few seconds")
-        confirmed = {p: self.meta.committed[(app_id, p)] for p in range(partition_count)}
+        confirmed = {p: -1 if full else self.meta.committed[(app_id, p)] for p in range(partition_count)}
         entry = DuplicationEntry(dupid, app_id, remote, DS_LOG, fail_mode, int(time.time() * 1000), confirmed)
         self._save(entry)
         self.meta.record_event("duplication_added", f"table {app_name} duplicates to {remote} (dupid {dupid})",
@@ -104,9 +128,13 @@ class MetaDuplications:
                 "duplications": [self.view(e) for _, e in sorted(entries.items())]}
 
     def view(self, entry: DuplicationEntry) -> dict:
-        """An entry as operators see it: with how far each partition lags behind its commit point."""
-        lag = {p: max(0, self.meta.committed.get((entry.app_id, p), 0) - d) for p, d in entry.confirmed.items()}
-        return {**entry.to_dict(), "pending_mutations": sum(lag.values())}
+        """An entry as operators see it: with how far each partition lags behind its commit point, and as
+        DS_PREPARE while a full duplication still copies the records of some partition."""
+        lag = {p: max(0, self.meta.committed.get((entry.app_id, p), 0) - max(d, 0)) for p, d in entry.confirmed.items()}
+        view = {**entry.to_dict(), "pending_mutations": sum(lag.values())}
+        if entry.status == DS_LOG and any(d < 0 for d in entry.confirmed.values()):
+            view["status"] = DS_PREPARE
+        return view
 
     def modify(self, app_name: str, dupid: int, *, status: str | None = None,
                fail_mode: str | None = None) -> DuplicationEntry:
@@ -174,28 +202,36 @@ class MetaDuplications:
         return defer.ensureDeferred(self._add_checked(b))
 
     async def _add_checked(self, b: dict) -> dict:
-        """After asking the remote cluster for the table: an incremental duplication needs it there."""
+        """After asking the remote cluster for the table: an incremental duplication needs it there; a full one
+        creates it there (it must not exist yet), with this table's partition and replica counts."""
         from pegasus_node.client.admin import MetaAdmin
 
-        if b.get("full"):
-            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS,
-                               "full duplication (dup add -p: copy a checkpoint first) is not built; create the "
-                               f"table on {b['remote']} and add an incremental duplication (without -p)")
+        name, cluster, full = b["app_name"], b["remote"], b.get("full", False)
         fail_mode = fail_mode_arg(b.get("fail_mode", "slow"))
-        _, metas = self.check_can_add(b["app_name"], b["remote"])
-        remote = MetaAdmin(metas, timeout=5.0)
+        app_id, metas = self.check_can_add(name, cluster)
+        app = self.meta.apps[app_id]
+        remote = MetaAdmin(metas, timeout=10.0)
         try:
-            await remote.query_config(b["app_name"])
+            exists = await _remote_table_exists(remote, name, cluster, metas)
+            if full and exists:
+                raise PegasusError(ErrorCode.ERR_APP_EXIST, f"cluster {cluster} already has a table {name}: a full "
+                                   "duplication creates it; drop it there, or add an incremental duplication "
+                                   "(without -p)")
+            if not full and not exists:
+                raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"cluster {cluster} has no table {name}: create "
+                                   "it there first (its partition count may differ), or add a full duplication (-p)")
+            if full:
+                await remote.create_app(name, app.partition_count, app.replica_count)
+                await _until_every_partition_has_a_primary(remote, name)
         except PegasusError as exc:
-            if exc.code in (ErrorCode.ERR_OBJECT_NOT_FOUND, ErrorCode.ERR_APP_NOT_EXIST):
-                raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"cluster {b['remote']} has no table "
-                                   f"{b['app_name']}: create it there first (its partition count may differ)") from None
-            # Not the remote's own code: ERR_INVALID_STATE or ERR_TIMEOUT would send our caller to another meta.
-            raise PegasusError(ErrorCode.ERR_TRY_AGAIN, f"cannot reach cluster {b['remote']} ({metas}): "
-                               f"{exc.message}; check it, then try again") from None
+            if exc.code in (ErrorCode.ERR_INVALID_STATE, ErrorCode.ERR_TIMEOUT, ErrorCode.ERR_NETWORK_FAILURE):
+                # Not the remote's own code: those would send our caller on to another meta server of ours.
+                raise PegasusError(ErrorCode.ERR_TRY_AGAIN, f"cluster {cluster} ({metas}): {exc.message}; check it, "
+                                   "then try again") from None
+            raise
         finally:
             await remote.close()
-        entry = self.add(b["app_name"], b["remote"], fail_mode)
+        entry = self.add(name, cluster, fail_mode, full=full)
         return {"duplication": entry.to_dict()}
 
     def rpc_query(self, body, ctx):

@@ -50,13 +50,14 @@ COMMANDS = [
             Flag(("-d", "--dupid"), "dupid", Kind.NON_NEGATIVE, metavar="DUPID", help="pause, start, remove"),
             Flag(("-s", "--fail_mode", "--fail-mode"), "fail_mode", Kind.TEXT, metavar="MODE", choices=FAIL_MODES,
                  help="add: what a failing shipment does (default slow: retry for ever)"),
-            Flag(("-p", "--full"), "full", help="add: copy the existing data first (not built: incremental only)"),
+            Flag(("-p", "--full"), "full", help="add: create the table there and copy the existing records first"),
         ),
         needs=Needs.TABLE,
         group="cluster",
         execute=run_dup,
         details="Incremental: the remote cluster must have the table already (its partition count may differ), "
-                "and the writes from now on are shipped. Writes a duplication received are never shipped back, so "
+                "and the writes from now on are shipped. Full (-p): the table is created there and the existing "
+                "records are copied first (DS_PREPARE), then the writes. Writes a duplication received are never shipped back, so "
                 "two clusters may duplicate to each other; equal keys resolve by timestamp, then cluster id "
                 "([duplication-group]). incr and check_and_set are not shipped (not idempotent).",
     ),

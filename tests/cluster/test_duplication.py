@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import urllib.request
 
+import pytest
 import pytest_twisted
 from twisted.internet import threads
 
-from pegasus_node.client import Client
+from pegasus_node.client import Client, PegasusError
 from pegasus_node.onebox import free_port
 from tests.cluster.test_replication_failover import wait_for
 from tests.cluster.workload import sleep
@@ -194,3 +195,48 @@ async def test_two_clusters_duplicating_to_each_other_agree_and_ship_nothing_bac
     assert await shipped_counts() == {"a": 60, "b": 60}, "writes went on being shipped: something circles"
     for client in clients.values():
         await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_full_duplication_creates_the_table_and_copies_what_it_held(onebox_factory, tmp_path):
+    dst_box = onebox_factory("dst", replicas=1, extra_args=[
+        "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
+    src_box = onebox_factory("src", replicas=1, extra_args=[
+        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src, dst = Client(src_box.meta, timeout=10.0), Client(dst_box.meta, timeout=10.0)
+    await src.admin.create_app("held", partition_count=4, replica_count=1)
+    source = await src.open_table("held")
+
+    async def writable():
+        await source.set(b"probe", b"s", b"p", timeout=2.0)
+        return True
+
+    await wait_for(writable, 30, "the new table to take writes")
+    expected = {(b"probe", b"s"): b"p"}
+    for i in range(300):  # held before the duplication exists: only the copy can bring them over
+        await source.set(b"old%d" % i, b"s", b"o%d" % i, ttl_seconds=3600 if i % 2 else 0)
+        expected[(b"old%d" % i, b"s")] = b"o%d" % i
+    await source.delete(b"old5", b"s")
+    expected[(b"old5", b"s")] = None
+
+    with pytest.raises(PegasusError, match="has no table held"):
+        await src.admin.add_duplication("held", "dst")
+    await src.admin.add_duplication("held", "dst", full=True)
+    for i in range(100):  # written while the copy runs: shipped from the log
+        await source.set(b"new%d" % i, b"s", b"n%d" % i)
+        expected[(b"new%d" % i, b"s")] = b"n%d" % i
+
+    target = await dst.open_table("held")
+    assert target.partition_count == 4
+    await wait_for(lambda: all_there(target, expected), 60, "the copy and the log to reach the new table")
+    assert await target.ttl(b"old1", b"s") > 3000, "a copied record must keep its expiry"
+
+    async def copied():
+        [entry] = (await src.admin.query_duplication("held"))["duplications"]
+        return entry["status"] == "DS_LOG" and all(int(d) >= 0 for d in entry["confirmed"].values())
+
+    await wait_for(copied, 30, "every partition to finish its copy (DS_PREPARE to DS_LOG)")
+    with pytest.raises(PegasusError, match="already duplicates"):
+        await src.admin.add_duplication("held", "dst", full=True)
+    await src.close()
+    await dst.close()
