@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from pegasus_node.errors import ErrorCode, PegasusError
 
-DS_LOG, DS_PAUSE, DS_REMOVED = "DS_LOG", "DS_PAUSE", "DS_REMOVED"  # incremental only: no DS_PREPARE, DS_APP
+DS_LOG, DS_PAUSE, DS_REMOVED = "DS_LOG", "DS_PAUSE", "DS_REMOVED"  # what an operator sets
+DS_PREPARE = "DS_PREPARE"  # shown for a DS_LOG duplication while a full one still copies some partition's records
 STATUSES = (DS_LOG, DS_PAUSE, DS_REMOVED)
 # FAIL_SLOW retries a failed batch for ever; FAIL_SKIP skips it after SKIP_AFTER_FAILURES failures (writes are
 # lost on the remote side, counted); FAIL_FAST stops the duplication of the partition at the first failure.

@@ -13,13 +13,11 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from twisted.internet import defer
 from twisted.logger import Logger
 
-from pegasus_node.duplication.entry import DS_LOG, DS_PAUSE, DS_REMOVED, FAIL_MODES, DuplicationEntry, fail_mode_arg
+from pegasus_node.duplication.entry import DS_LOG, DS_PREPARE, DS_REMOVED, DuplicationEntry, fail_mode_arg
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.meta.model import AS_AVAILABLE
-from pegasus_node.twisted_rpc import expect
 
 if TYPE_CHECKING:
     from pegasus_node.meta.server import MetaServer
@@ -195,19 +193,14 @@ class MetaDuplications:
                 self._save(entry)
         self._unsaved.clear()
 
-    # ----- RPC -----
+    # ----- the operator's add, with the remote cluster asked first -----
 
-    def rpc_add(self, body, ctx):
-        b = expect(body, {"app_name": str, "remote": str}, optional={"fail_mode": str, "full": bool})
-        return defer.ensureDeferred(self._add_checked(b))
-
-    async def _add_checked(self, b: dict) -> dict:
+    async def add_checked(self, name: str, cluster: str, fail_mode: str, full: bool) -> DuplicationEntry:
         """After asking the remote cluster for the table: an incremental duplication needs it there; a full one
         creates it there (it must not exist yet), with this table's partition and replica counts."""
         from pegasus_node.client.admin import MetaAdmin
 
-        name, cluster, full = b["app_name"], b["remote"], b.get("full", False)
-        fail_mode = fail_mode_arg(b.get("fail_mode", "slow"))
+        fail_mode = fail_mode_arg(fail_mode)
         app_id, metas = self.check_can_add(name, cluster)
         app = self.meta.apps[app_id]
         remote = MetaAdmin(metas, timeout=10.0)
@@ -231,20 +224,4 @@ class MetaDuplications:
             raise
         finally:
             await remote.close()
-        entry = self.add(name, cluster, fail_mode, full=full)
-        return {"duplication": entry.to_dict()}
-
-    def rpc_query(self, body, ctx):
-        b = expect(body, {"app_name": str})
-        return self.describe(b["app_name"])
-
-    def rpc_modify(self, body, ctx):
-        b = expect(body, {"app_name": str, "dupid": int}, optional={"status": str, "fail_mode": str})
-        status = b.get("status")
-        if status is not None and status not in (DS_LOG, DS_PAUSE, DS_REMOVED):
-            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"status must be DS_LOG (start), DS_PAUSE or "
-                               f"DS_REMOVED, not {status!r}")
-        if status is None and b.get("fail_mode") is None:
-            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, f"give a status or a fail mode ({FAIL_MODES})")
-        return {"duplication": self.modify(b["app_name"], b["dupid"], status=status,
-                                           fail_mode=b.get("fail_mode")).to_dict()}
+        return self.add(name, cluster, fail_mode, full=full)

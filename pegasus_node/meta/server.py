@@ -1,4 +1,5 @@
-"""The meta server process: PacificA's configuration manager, over RPC.
+"""The meta server's state and decisions: PacificA's configuration manager (its RPC methods are rpc.py's; the
+process, serving them while it leads, is service.py's).
 
 It owns tables, partition configurations and replica-server liveness. The decisions (promote, remove, add a
 learner, upgrade, balance) are the pure guardian's (guardian.py); this module persists each proposal to the
@@ -28,7 +29,7 @@ from pegasus_node.meta.state_store import StateStore
 from pegasus_node.replication.config import (
     ConfigChangeRequest, Gpid, PartitionConfiguration, ReplicaReport, WireFormatError,
 )
-from pegasus_node.twisted_rpc import RpcClientPool, RpcServer, expect
+from pegasus_node.twisted_rpc import RpcClientPool
 
 log = Logger(namespace="pegasus.meta")
 
@@ -461,89 +462,6 @@ class MetaServer:
             self.store.put("/meta/meta_level", level.encode())
             self.meta_level = level
         return {"level": self.meta_level, "old_level": old}
-
-    # ----- RPC wiring -----
-
-    # Each meta RPC method and the MetaServer method that serves it (MetaService serves them only while leading).
-    RPC_METHODS = {
-        "meta.create_app": "_rpc_create_app",
-        "meta.drop_app": "_rpc_drop_app",
-        "meta.recall_app": "_rpc_recall_app",
-        "meta.list_apps": "_rpc_list_apps",
-        "meta.query_config": "_rpc_query_config",
-        "meta.list_nodes": "_rpc_list_nodes",
-        "meta.cluster_info": "_rpc_cluster_info",
-        "meta.meta_level": "_rpc_meta_level",
-        "meta.beacon": "_rpc_beacon",
-        "meta.events": "_rpc_events",
-        "meta.config_change_request": "_rpc_config_change_request",
-        "meta.add_duplication": "duplications.rpc_add",
-        "meta.query_duplication": "duplications.rpc_query",
-        "meta.modify_duplication": "duplications.rpc_modify",
-    }
-
-    def handler(self, method: str):
-        target = self
-        for name in self.RPC_METHODS[method].split("."):
-            target = getattr(target, name)
-        return target
-
-    def register(self, server: RpcServer) -> None:
-        for method in self.RPC_METHODS:
-            server.register(method, self.handler(method))
-
-    def _rpc_list_nodes(self, body, ctx):
-        return {"nodes": self.node_infos()}
-
-    def _rpc_cluster_info(self, body, ctx):
-        return self.cluster_info()
-
-    def _rpc_create_app(self, body, ctx):
-        b = expect(body, {"name": str, "partition_count": int, "replica_count": int}, optional={"envs": dict})
-        return {"app": self.create_app(b["name"], b["partition_count"], b["replica_count"], b.get("envs")).to_dict()}
-
-    def _rpc_drop_app(self, body, ctx):
-        b = expect(body, {"name": str}, optional={"reserve_seconds": int})
-        return {"app": self.drop_app(b["name"], b.get("reserve_seconds")).to_dict()}
-
-    def _rpc_recall_app(self, body, ctx):
-        b = expect(body, {"app_id": int}, optional={"new_name": str})
-        return {"app": self.recall_app(b["app_id"], b.get("new_name") or None).to_dict()}
-
-    def _rpc_list_apps(self, body, ctx):
-        b = expect(body, {}, optional={"status": str})
-        status = b.get("status", "available")
-        wanted = {"available": (AS_AVAILABLE,), "dropped": (AS_DROPPED,), "all": (AS_AVAILABLE, AS_DROPPED)}.get(status)
-        if wanted is None:
-            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, "status must be 'available', 'dropped' or 'all'")
-        apps = sorted((a for a in self.apps.values() if a.status in wanted), key=lambda a: a.app_id)
-        return {"apps": [a.to_dict() for a in apps]}
-
-    def _rpc_query_config(self, body, ctx):
-        b = expect(body, {"app_name": str})
-        app = self._require_app(b["app_name"])
-        return {"app": app.to_dict(), "partitions": [self.config_dict(c) for c in self.partitions[app.app_id]]}
-
-    def _rpc_meta_level(self, body, ctx):
-        b = expect(body, {}, optional={"level": str})
-        return self.set_meta_level(b.get("level"))
-
-    def _rpc_beacon(self, body, ctx):
-        b = expect(body, {"address": str, "replicas": list},
-                   optional={"send_time_ms": int, "duplication_progress": list})
-        return self.on_beacon(b["address"], b["replicas"], b.get("send_time_ms", 0), b.get("duplication_progress", []))
-
-    def _rpc_config_change_request(self, body, ctx):
-        try:
-            request = ConfigChangeRequest.from_wire(body)
-        except WireFormatError as exc:
-            raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS, str(exc)) from None
-        proposal = self.on_config_change_request(request)
-        return {"accepted": proposal is not None, "ballot": proposal.new.ballot if proposal else 0}
-
-    def _rpc_events(self, body, ctx):
-        b = expect(body, {}, optional={"since": int})
-        return self.events_since(b.get("since", 0))
 
     def start(self) -> None:
         self.pool = RpcClientPool()

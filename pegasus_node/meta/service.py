@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from pegasus_node import __version__
 from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
+from pegasus_node.meta.rpc import MetaRpc
 from pegasus_node.meta.server import MetaServer
 from pegasus_node.meta.state_store import FileStateStore, StateStore
 from pegasus_node.remote_commands import RemoteCommands
@@ -32,14 +33,14 @@ class MetaService:
         self.store = store
         self.leadership = leadership
         self.started_at = time.monotonic()
-        self.current: MetaServer | None = None
+        self.current: MetaRpc | None = None  # the handlers of this term's MetaServer, while leading
         self.terms = 0  # how often this process was elected
         self._on_stop = on_stop  # closes what the store and the leadership share (the ZooKeeper client)
         self.remote_commands = RemoteCommands()
         self.remote_commands.register("server-info", lambda args: self.server_info(), "version, role, uptime, pid")
 
     def register(self, server: RpcServer) -> None:
-        for method in MetaServer.RPC_METHODS:
+        for method in MetaRpc.METHODS:
             server.register(method, self._served_while_leading(method))
         server.register("node.remote_command", self._rpc_remote_command)
         server.add_http_json("/meta/app/duplication", self._duplication_http)
@@ -74,14 +75,14 @@ class MetaService:
             return
         self.terms += 1
         meta.start()
-        self.current = meta
+        self.current = MetaRpc(meta)
         meta.record_event("meta_leader", f"meta server {self.address} leads ({self.leadership.describe()})",
                           address=self.address)
 
     def _deposed(self, why: str) -> None:
-        meta, self.current = self.current, None
-        if meta is not None:
-            meta.stop()
+        rpc, self.current = self.current, None
+        if rpc is not None:
+            rpc.meta.stop()
         log.warn("meta server {address} no longer leads: {why}", address=self.address, why=why)
 
     # ----- the process -----
@@ -92,9 +93,9 @@ class MetaService:
 
     def stop(self) -> None:
         self.leadership.stop()
-        meta, self.current = self.current, None
-        if meta is not None:
-            meta.stop()
+        rpc, self.current = self.current, None
+        if rpc is not None:
+            rpc.meta.stop()
         self.store.close()
         if self._on_stop is not None:
             self._on_stop()
