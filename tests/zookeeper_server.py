@@ -3,6 +3,7 @@ standalone on a free loopback port with its own data directory, and stopped by i
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 import signal
 import socket
@@ -15,6 +16,14 @@ from tests.cluster.onebox_harness import kill_pid, wait_pid_gone
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")  # its manifest names the jars it needs
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills it when the test process dies, even by SIGKILL (no teardown
+    runs then, and a ZooKeeper server would outlive it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def zookeeper_unavailable() -> str:
@@ -53,7 +62,7 @@ class ZooKeeperServer:
             in_netns = ["ip", "netns", "exec", self.netns] if self.netns else []  # it execs: the pid stays java's
             self.process = subprocess.Popen(
                 [*in_netns, "java", "-Xmx256m", "-cp", str(ZOOKEEPER_JAR), MAIN_CLASS, str(config)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

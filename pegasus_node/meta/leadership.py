@@ -29,6 +29,7 @@ from pegasus_node.errors import ErrorCode, PegasusError
 log = Logger(namespace="pegasus.meta.leadership")
 
 RETRY_SECONDS = 1.0
+STOP_WAIT_SECONDS = 2.0
 
 
 class SoleLeadership:
@@ -163,10 +164,20 @@ class ZooKeeperLeadership:
             self._contend()
 
     def stop(self) -> None:
-        """Step down at once, so that another meta server can lead without waiting for our session to expire."""
+        """Step down at once, so that another meta server can lead without waiting for our session to expire.
+        At most ``STOP_WAIT_SECONDS``: with ZooKeeper gone, the release would retry for ever and the process
+        would never exit; the session then expires on its own."""
         self._stopping = True
         was_leading, self._leading = self._leading, False
         if self._lock is not None:
             self._quietly(self._lock.cancel)
-            if was_leading:
-                self._quietly(self._lock.release)
+            if was_leading and self._connected():
+                bounded(self._lock.release, STOP_WAIT_SECONDS)
+
+
+def bounded(call: Callable[[], Any], seconds: float) -> None:
+    """Run a blocking ZooKeeper call on a daemon thread, and wait for it ``seconds`` at most."""
+    worker = threading.Thread(target=ZooKeeperLeadership._quietly, args=(call,), daemon=True,
+                              name="pegasus-zookeeper-stop")
+    worker.start()
+    worker.join(seconds)

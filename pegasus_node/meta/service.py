@@ -115,7 +115,7 @@ def build_meta_service(config: NodeConfig, address: str, reactor) -> MetaService
     leader election among several."""
     from pathlib import Path
 
-    from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
+    from pegasus_node.meta.leadership import STOP_WAIT_SECONDS, SoleLeadership, ZooKeeperLeadership, bounded
 
     if config.state_store == "file":
         return MetaService(config, address, FileStateStore(Path(config.data_dir) / "meta_state.json"),
@@ -127,7 +127,7 @@ def build_meta_service(config: NodeConfig, address: str, reactor) -> MetaService
     leadership = ZooKeeperLeadership(client, config.cluster_root, address, reactor, fence=store.fence_with)
 
     def close_client() -> None:
-        client.stop()
-        client.close()
+        bounded(client.stop, STOP_WAIT_SECONDS)  # ZooKeeper may be gone: the process must exit all the same
+        bounded(client.close, STOP_WAIT_SECONDS)
 
     return MetaService(config, address, store, leadership, on_stop=close_client)

@@ -104,3 +104,40 @@ async def test_only_the_leader_serves_and_the_next_one_starts_from_the_shared_st
         assert all(p["primary"] for p in config["partitions"])
     finally:
         second.stop()
+
+
+def test_a_meta_server_stops_on_sigterm_while_zookeeper_hangs(tmp_path):
+    """ZooKeeper that answers nothing (SIGSTOP) must not keep a stopping meta server alive for ever: its
+    leadership's release would be retried without end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from pegasus_node.onebox import free_port
+    from tests.zookeeper_server import ZooKeeperServer, zookeeper_unavailable
+
+    if zookeeper_unavailable():
+        pytest.skip(zookeeper_unavailable())
+    zookeeper = ZooKeeperServer(tmp_path / "zk", tick_ms=500).start()
+    port = free_port()
+    meta = subprocess.Popen([sys.executable, "-m", "pegasus_node.cli", "meta", "--data-dir", str(tmp_path / "meta"),
+                             "--port", str(port), "--state-store", "zookeeper", "--zookeeper", zookeeper.hosts],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = connect(zookeeper.hosts, session_timeout=4.0)
+        deadline = time.monotonic() + 30
+        while not client.exists("/pegasus/onebox/leader") or not client.get_children("/pegasus/onebox/leader"):
+            assert time.monotonic() < deadline, "the meta server never contended"
+            time.sleep(0.2)
+        client.stop()
+        client.close()
+        os.kill(zookeeper.process.pid, signal.SIGSTOP)
+        meta.send_signal(signal.SIGTERM)
+        assert meta.wait(30) == 0
+    finally:
+        if meta.poll() is None:
+            meta.kill()
+            meta.wait()
+        os.kill(zookeeper.process.pid, signal.SIGCONT)
+        zookeeper.stop()
