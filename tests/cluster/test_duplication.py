@@ -28,6 +28,15 @@ def write_config(path, name: str, cluster_id: int, remotes: dict) -> str:
     return str(path)
 
 
+def source_and_remote(onebox_factory, tmp_path, replicas: int = 1, remote_args: tuple = ()):
+    """Two oneboxes: the remote cluster "dst", and the source "src" whose [pegasus.clusters] names it."""
+    dst_box = onebox_factory("dst", replicas=replicas, extra_args=[
+        *remote_args, "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
+    src_box = onebox_factory("src", replicas=replicas, extra_args=[
+        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    return src_box, dst_box
+
+
 async def all_there(table, expected: dict) -> bool:
     for (hk, sk), value in expected.items():
         if await table.get(hk, sk, timeout=5.0) != value:
@@ -37,10 +46,7 @@ async def all_there(table, expected: dict) -> bool:
 
 @pytest_twisted.ensureDeferred
 async def test_writes_reach_the_other_cluster_through_pause_start_and_a_killed_primary(onebox_factory, tmp_path):
-    dst_box = onebox_factory("dst", replicas=3, extra_args=[
-        "--partitions", "4", "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
-    src_box = onebox_factory("src", replicas=3, extra_args=[
-        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src_box, dst_box = source_and_remote(onebox_factory, tmp_path, replicas=3, remote_args=("--partitions", "4"))
     src, dst = Client(src_box.meta, timeout=10.0), Client(dst_box.meta, timeout=10.0)
     source, target = await src.open_table("temp"), await dst.open_table("temp")
 
@@ -107,10 +113,7 @@ async def test_writes_reach_the_other_cluster_through_pause_start_and_a_killed_p
 
 @pytest_twisted.ensureDeferred
 async def test_a_remote_cluster_down_for_a_while_gets_every_write_once_it_is_back(onebox_factory, tmp_path):
-    dst_box = onebox_factory("dst", replicas=1, extra_args=[
-        "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
-    src_box = onebox_factory("src", replicas=1, extra_args=[
-        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src_box, dst_box = source_and_remote(onebox_factory, tmp_path)
     src = Client(src_box.meta, timeout=10.0)
     source = await src.open_table("temp")
 
@@ -199,10 +202,7 @@ async def test_two_clusters_duplicating_to_each_other_agree_and_ship_nothing_bac
 
 @pytest_twisted.ensureDeferred
 async def test_full_duplication_creates_the_table_and_copies_what_it_held(onebox_factory, tmp_path):
-    dst_box = onebox_factory("dst", replicas=1, extra_args=[
-        "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
-    src_box = onebox_factory("src", replicas=1, extra_args=[
-        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+    src_box, dst_box = source_and_remote(onebox_factory, tmp_path)
     src, dst = Client(src_box.meta, timeout=10.0), Client(dst_box.meta, timeout=10.0)
     await src.admin.create_app("held", partition_count=4, replica_count=1)
     source = await src.open_table("held")

@@ -56,12 +56,18 @@ async def until(predicate, timeout: float = 15.0) -> None:
         await task.deferLater(reactor, 0.05, lambda: None)
 
 
-@pytest_twisted.ensureDeferred
-async def test_one_leads_and_the_next_takes_over_when_it_steps_down(contenders):
+async def leader_then_follower(contenders) -> tuple[Contender, Contender]:
+    """The first contender, once it leads, and a second one that has contended for a second since."""
     first = contenders("127.0.0.1:1")
     await until(lambda: first.heard == ["elected"])
     second = contenders("127.0.0.1:2")
     await task.deferLater(reactor, 1.0, lambda: None)
+    return first, second
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_leads_and_the_next_takes_over_when_it_steps_down(contenders):
+    first, second = await leader_then_follower(contenders)
     assert second.heard == [] and not second.leadership.is_leading()
     assert first.leadership.is_leading()
 
@@ -73,10 +79,7 @@ async def test_one_leads_and_the_next_takes_over_when_it_steps_down(contenders):
 
 @pytest_twisted.ensureDeferred
 async def test_a_leader_whose_session_ends_is_deposed_and_its_writes_are_refused(contenders):
-    first = contenders("127.0.0.1:1")
-    await until(lambda: first.heard == ["elected"])
-    second = contenders("127.0.0.1:2")
-    await task.deferLater(reactor, 0.5, lambda: None)
+    first, second = await leader_then_follower(contenders)
 
     # The leader loses ZooKeeper (as when its host is cut off): it is deposed, and the other leads.
     first.client.stop()

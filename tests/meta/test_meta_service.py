@@ -7,7 +7,7 @@ import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 
 from pegasus_node.config import NodeConfig
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -15,6 +15,7 @@ from pegasus_node.meta.leadership import SoleLeadership, ZooKeeperLeadership
 from pegasus_node.meta.service import MetaService
 from pegasus_node.meta.state_store import FileStateStore
 from pegasus_node.meta.zookeeper_store import ZooKeeperStateStore, connect
+from tests.meta.test_leadership import until
 
 _roots = itertools.count(1)
 
@@ -44,13 +45,6 @@ def zk_service(zookeeper, root: str, address: str) -> MetaService:
     store = ZooKeeperStateStore(client, zookeeper.hosts, root)
     leadership = ZooKeeperLeadership(client, root, address, reactor, fence=store.fence_with)
     return MetaService(config, address, store, leadership, on_stop=lambda: (client.stop(), client.close()))
-
-
-async def until(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await task.deferLater(reactor, 0.05, lambda: None)
 
 
 def test_the_sole_meta_server_serves_and_cannot_start_when_its_state_is_malformed(tmp_path):
