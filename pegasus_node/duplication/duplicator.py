@@ -10,8 +10,9 @@ cluster, which routes each by its hash key (partition counts may differ). Once a
 ``confirmed`` moves to its last decree; the replica server reports it to the meta server in its beacons.
 
 Order: the ops bound for one remote partition go in chunks (one RPC each, applied in order there), one chunk
-after the other; different partitions at once. So the ops of a hash key arrive in decree order. The remote side applies a shipped op only over an older timetag, so a batch shipped twice (after a
-failover, or a retry) changes nothing, and a put can never land after a later delete of the same key.
+after the other; different partitions at once. So the ops of a hash key arrive in decree order. The remote
+side applies a shipped op only over an older timetag, so a batch shipped twice (after a failover, or a retry)
+changes nothing, and a put never lands after a later delete of the same key.
 
 Not shipped: writes that arrived here by duplication (they carry a timetag: shipping them back would loop
 between two clusters), and incr and check_and_set, which are not idempotent (counted as
@@ -29,12 +30,11 @@ from twisted.logger import Logger
 
 from pegasus_node.base.keys import decode_key, partition_index
 from pegasus_node.base.timetag import make_timetag
-from pegasus_node.duplication.entry import FAIL_FAST, FAIL_SKIP, SKIP_AFTER_FAILURES
+from pegasus_node.duplication.entry import FAIL_FAST, FAIL_SKIP, SHIPPABLE_OPS, SKIP_AFTER_FAILURES
 from pegasus_node.errors import ErrorCode, PegasusError
 
 log = Logger(namespace="pegasus.duplication")
 
-SHIPPABLE = frozenset({"put", "del", "multi_put", "multi_del"})
 MAX_BATCH_MUTATIONS = 256
 MAX_SHIPMENT_OPS = 512
 MAX_SHIPMENT_BYTES = 1 << 20
@@ -50,7 +50,7 @@ def shippable_ops(mutation: Any, cluster_id: int) -> tuple[list[dict], int]:
     for op in mutation.writes:
         if "timetag" in op:
             continue
-        if op.get("op") not in SHIPPABLE:
+        if op.get("op") not in SHIPPABLE_OPS:
             non_idempotent += 1
             continue
         ops.append({**op, "timetag": timetag})

@@ -15,6 +15,8 @@ STATUSES = (DS_LOG, DS_PAUSE, DS_REMOVED)
 FAIL_SLOW, FAIL_SKIP, FAIL_FAST = "FAIL_SLOW", "FAIL_SKIP", "FAIL_FAST"
 FAIL_MODES = (FAIL_SLOW, FAIL_SKIP, FAIL_FAST)
 SKIP_AFTER_FAILURES = 3
+# The storage ops a duplication ships: the idempotent ones (incr and check_and_set are not shipped).
+SHIPPABLE_OPS = ("put", "del", "multi_put", "multi_del")
 
 
 def fail_mode_arg(value: str) -> str:

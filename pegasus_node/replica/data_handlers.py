@@ -11,6 +11,7 @@ import time
 
 from twisted.internet import defer
 
+from pegasus_node.duplication.entry import SHIPPABLE_OPS
 from pegasus_node.errors import ErrorCode, PegasusError
 from pegasus_node.twisted_rpc import expect
 
@@ -42,7 +43,6 @@ def _reply_fields(result: dict, fields: tuple[str, ...]) -> dict:
 
 
 DECREE = ("decree",)
-DUPLICABLE = ("put", "del", "multi_put", "multi_del")  # idempotent: what duplication ships
 
 
 class DataHandlers:
@@ -147,7 +147,7 @@ class DataHandlers:
         never shipped on from here. Submitted in one turn, they go in one mutation (or a few)."""
         b = expect(body, {**GPID, "hash_key": bytes, "ops": list})
         ops = b["ops"]
-        if not ops or not all(isinstance(op, dict) and op.get("op") in DUPLICABLE and type(op.get("timetag")) is int
+        if not ops or not all(isinstance(op, dict) and op.get("op") in SHIPPABLE_OPS and type(op.get("timetag")) is int
                               and isinstance(op.get("hk"), bytes) for op in ops):
             raise PegasusError(ErrorCode.ERR_INVALID_PARAMETERS,
                                "duplicate: ops must be puts, dels, multi_puts or multi_dels, each with its hash key "

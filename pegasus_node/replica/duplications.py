@@ -42,8 +42,9 @@ class ServerDuplications:
                 log.warn("ignoring a malformed duplication from the meta server: {e}", e=exc)
                 continue
             entries.append(entry)
-            metas[entry.dupid] = str(raw.get("remote_metas", ""))
-            names[entry.dupid] = str(raw.get("app_name", ""))
+            key = (entry.app_id, entry.dupid)  # dupids are unique within a table only
+            metas[key] = str(raw.get("remote_metas", ""))
+            names[key] = str(raw.get("app_name", ""))
         self._floors = {}
         wanted = {}
         for entry in entries:
@@ -54,7 +55,7 @@ class ServerDuplications:
                 self._floors[gpid] = min(self._floors.get(gpid, confirmed), confirmed)
                 core = replica.core
                 if (self._enabled and entry.status == DS_LOG and core is not None
-                        and core.status is PartitionStatus.PRIMARY and metas[entry.dupid]):
+                        and core.status is PartitionStatus.PRIMARY and metas[(entry.app_id, entry.dupid)]):
                     wanted[(gpid, entry.dupid)] = (entry, confirmed)
         for key in [k for k in self.duplicators if k not in wanted]:
             self.duplicators.pop(key).stop()
@@ -66,7 +67,8 @@ class ServerDuplications:
             if duplicator is not None:
                 duplicator.stop()
             duplicator = PartitionDuplicator(self._replicas[gpid], dupid, confirmed, entry.fail_mode,
-                                             self._cluster_id, self._table_opener(metas[dupid], names[dupid]),
+                                             self._cluster_id, self._table_opener(metas[(gpid[0], dupid)],
+                                                                                  names[(gpid[0], dupid)]),
                                              self._reactor)
             self.duplicators[(gpid, dupid)] = duplicator
             duplicator.start()

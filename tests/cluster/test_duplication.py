@@ -221,7 +221,13 @@ async def test_full_duplication_creates_the_table_and_copies_what_it_held(onebox
 
     with pytest.raises(PegasusError, match="has no table held"):
         await src.admin.add_duplication("held", "dst")
-    await src.admin.add_duplication("held", "dst", full=True)
+    held_dupid = (await src.admin.add_duplication("held", "dst", full=True))["duplication"]["dupid"]
+    # A second table's duplication, added in the same second, very likely has the same dupid: each table's
+    # writes must still go to its own table.
+    temp_dupid = (await wait_for(lambda: src.admin.add_duplication("temp", "dst"), 15, "temp's duplication"))[
+        "duplication"]["dupid"]
+    temp_source, temp_target = await src.open_table("temp"), await dst.open_table("temp")
+    await temp_source.set(b"temp-only", b"s", b"t")
     for i in range(100):  # written while the copy runs: shipped from the log
         await source.set(b"new%d" % i, b"s", b"n%d" % i)
         expected[(b"new%d" % i, b"s")] = b"n%d" % i
@@ -230,6 +236,8 @@ async def test_full_duplication_creates_the_table_and_copies_what_it_held(onebox
     assert target.partition_count == 4
     await wait_for(lambda: all_there(target, expected), 60, "the copy and the log to reach the new table")
     assert await target.ttl(b"old1", b"s") > 3000, "a copied record must keep its expiry"
+    await wait_for(lambda: all_there(temp_target, {(b"temp-only", b"s"): b"t"}), 30, "temp's write on dst's temp")
+    assert await target.get(b"temp-only", b"s") is None, f"dupids {held_dupid}, {temp_dupid}: a write went astray"
 
     async def copied():
         [entry] = (await src.admin.query_duplication("held"))["duplications"]
