@@ -113,14 +113,14 @@ def node_command(role: str, port: int, data_dir: Path, args, meta_list: str) -> 
 
 class Onebox:
     def __init__(self, args, data_dir: Path) -> None:
+        from twisted.internet import reactor
+
         from pegasus_node.twisted_rpc import RpcClientPool
 
         self.args = args
         self.data_dir = data_dir
         self.children: dict[str, subprocess.Popen] = {}
         self.processes: list[BoxProcess] = []
-        from twisted.internet import reactor
-
         self.reactor = reactor
         self.pool = RpcClientPool()
         self.meta_address = ""
