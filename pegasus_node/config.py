@@ -67,6 +67,8 @@ class NodeConfig:
     cluster_name: str = ""
     # [pegasus.clusters] name = meta list: the clusters a duplication may ship to.
     remote_clusters: dict = field(default_factory=dict)
+    # A write that reaches the remote cluster later than this after it was written counts as lagging.
+    dup_lagging_write_threshold_ms: int = 10_000
     # [duplication-group] name = cluster_id, the same on every cluster of a duplication: the cluster ids that
     # break ties between equal timestamps (last writer wins).
     duplication_group: dict = field(default_factory=dict)
@@ -135,6 +137,7 @@ _INI_KEYS: dict[tuple[str, str], str] = {
     ("pegasus.server", "max_value_bytes"): "max_value_bytes",
     ("pegasus.server", "cluster_id"): "cluster_id",
     ("pegasus.server", "cluster_name"): "cluster_name",
+    ("pegasus.server", "dup_lagging_write_threshold_ms"): "dup_lagging_write_threshold_ms",
     ("replication", "duplication_enabled"): "duplication_enabled",
     ("core", "data_dir"): "data_dir",
     ("core", "max_frame_bytes"): "max_frame_bytes",

@@ -77,12 +77,14 @@ class PartitionDuplicator:
     cluster's table, opened through the normal client."""
 
     def __init__(self, replica: Any, dupid: int, confirmed: int, fail_mode: str, cluster_id: int,
-                 open_remote_table: Callable[[], Awaitable[Any]], reactor: Any) -> None:
+                 open_remote_table: Callable[[], Awaitable[Any]], reactor: Any, *,
+                 lagging_threshold_ms: int = 10_000) -> None:
         self.replica = replica
         self.dupid = dupid
         self.confirmed = confirmed
         self.fail_mode = fail_mode
         self.cluster_id = cluster_id
+        self.lagging_threshold_ms = lagging_threshold_ms
         self._open_remote_table = open_remote_table
         self._reactor = reactor
         self._stopped = False
@@ -91,7 +93,7 @@ class PartitionDuplicator:
         self.failed = ""  # FAIL_FAST stopped it: why
         self.last_error = ""
         self.counters = {"shipped_ops": 0, "failed_shipping_ops": 0, "skipped_batches": 0, "skipped_ops": 0,
-                         "non_idempotent_skipped": 0, "load_failed": 0}
+                         "non_idempotent_skipped": 0, "load_failed": 0, "lagging_writes": 0}
         self.last_shipped_timestamp_us = 0
 
     def start(self) -> None:
@@ -138,6 +140,10 @@ class PartitionDuplicator:
                 self.counters["non_idempotent_skipped"] += non_idempotent
             if not await self._ship_as_the_fail_mode_says(ops):
                 return
+            acknowledged_us = time.time() * 1e6
+            self.counters["lagging_writes"] += sum(
+                len(m.writes) for m in mutations
+                if acknowledged_us - m.timestamp_us > self.lagging_threshold_ms * 1000)
             self.confirmed = mutations[-1].decree
             self.last_shipped_timestamp_us = mutations[-1].timestamp_us
 

@@ -19,6 +19,9 @@ _COUNTERS = (
     ("load_failed", "pegasus_dup_load_file_failed", "Times the mutations to ship could not be loaded from the WAL"),
     ("non_idempotent_skipped", "pegasus_dup_disabled_non_idempotent_writes", "incr and check_and_set writes not "
                                                                              "shipped (not idempotent)"),
+    ("lagging_writes", "pegasus_dup_lagging_writes", "Writes acknowledged by the remote cluster later than "
+                                                     "[pegasus.server] dup_lagging_write_threshold_ms after they "
+                                                     "were written"),
 )
 _GAUGES = (
     ("pending_mutations", "pegasus_dup_pending_mutations", "Committed mutations not yet confirmed by the remote"),

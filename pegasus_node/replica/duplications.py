@@ -23,9 +23,11 @@ log = Logger(namespace="pegasus.duplication")
 
 
 class ServerDuplications:
-    def __init__(self, replicas: dict, cluster_id: int, enabled: bool, reactor: Any) -> None:
+    def __init__(self, replicas: dict, cluster_id: int, enabled: bool, reactor: Any, *,
+                 lagging_threshold_ms: int = 10_000) -> None:
         self._replicas = replicas  # the server's gpid -> PartitionReplica, kept current by the server
         self._cluster_id = cluster_id
+        self._lagging_threshold_ms = lagging_threshold_ms
         self._enabled = enabled
         self._reactor = reactor
         self.duplicators: dict[tuple[tuple[int, int], int], PartitionDuplicator] = {}  # (gpid, dupid) ->
@@ -69,7 +71,7 @@ class ServerDuplications:
             duplicator = PartitionDuplicator(self._replicas[gpid], dupid, confirmed, entry.fail_mode,
                                              self._cluster_id, self._table_opener(metas[(gpid[0], dupid)],
                                                                                   names[(gpid[0], dupid)]),
-                                             self._reactor)
+                                             self._reactor, lagging_threshold_ms=self._lagging_threshold_ms)
             self.duplicators[(gpid, dupid)] = duplicator
             duplicator.start()
             log.info("duplicating {gpid} (dupid {dupid}) to {remote} from decree {d}", gpid=gpid, dupid=dupid,

@@ -71,7 +71,8 @@ class ReplicaServer:
         self._beacon_retry = None  # the sooner round after a failed one
         self.remote_commands = RemoteCommands()
         self.data = DataHandlers(self.lookup, config.max_value_bytes)
-        self.duplications = ServerDuplications(self.replicas, config.cluster_id, config.duplication_enabled, reactor)
+        self.duplications = ServerDuplications(self.replicas, config.cluster_id, config.duplication_enabled, reactor,
+                                               lagging_threshold_ms=config.dup_lagging_write_threshold_ms)
         self._beacon_loop = task.LoopingCall(self.send_beacon)
         self._tick_loop = task.LoopingCall(self.tick)
         self._checkpoint_loop = task.LoopingCall(self.checkpoint_due)

@@ -21,19 +21,19 @@ def http_get(url: str) -> str:
         return response.read().decode()
 
 
-def write_config(path, name: str, cluster_id: int, remotes: dict) -> str:
+def write_config(path, name: str, cluster_id: int, remotes: dict, server_extra: str = "") -> str:
     clusters = "".join(f"{n} = {metas}\n" for n, metas in remotes.items())
-    path.write_text(f"[pegasus.server]\ncluster_name = {name}\ncluster_id = {cluster_id}\n"
+    path.write_text(f"[pegasus.server]\ncluster_name = {name}\ncluster_id = {cluster_id}\n{server_extra}"
                     f"[pegasus.clusters]\n{clusters}[duplication-group]\nsrc = 1\ndst = 2\n")
     return str(path)
 
 
-def source_and_remote(onebox_factory, tmp_path, replicas: int = 1, remote_args: tuple = ()):
+def source_and_remote(onebox_factory, tmp_path, replicas: int = 1, remote_args: tuple = (), source_extra: str = ""):
     """Two oneboxes: the remote cluster "dst", and the source "src" whose [pegasus.clusters] names it."""
     dst_box = onebox_factory("dst", replicas=replicas, extra_args=[
         *remote_args, "--config", write_config(tmp_path / "dst.ini", "dst", 2, {})])
     src_box = onebox_factory("src", replicas=replicas, extra_args=[
-        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta})])
+        "--config", write_config(tmp_path / "src.ini", "src", 1, {"dst": dst_box.meta}, source_extra)])
     return src_box, dst_box
 
 
@@ -113,7 +113,8 @@ async def test_writes_reach_the_other_cluster_through_pause_start_and_a_killed_p
 
 @pytest_twisted.ensureDeferred
 async def test_a_remote_cluster_down_for_a_while_gets_every_write_once_it_is_back(onebox_factory, tmp_path):
-    src_box, dst_box = source_and_remote(onebox_factory, tmp_path)
+    src_box, dst_box = source_and_remote(onebox_factory, tmp_path,
+                                         source_extra="dup_lagging_write_threshold_ms = 500\n")
     src = Client(src_box.meta, timeout=10.0)
     source = await src.open_table("temp")
 
@@ -136,6 +137,8 @@ async def test_a_remote_cluster_down_for_a_while_gets_every_write_once_it_is_bac
     dst = Client(dst_box.meta, timeout=10.0)
     target = await dst.open_table("temp")
     await wait_for(lambda: all_there(target, expected), 60, "FAIL_SLOW to ship every held-back write")
+    status = await src.admin.replica_status(src_box.address("replica1"))
+    assert sum(d["lagging_writes"] for d in status["duplications"]) >= 50, "held back for seconds: lagging"
     await src.close()
     await dst.close()
 
