@@ -79,10 +79,8 @@ class ZooKeeperLeadership:
         self._contend()
 
     def is_leading(self) -> bool:
-        from kazoo.protocol.states import KazooState
-
         # The connection state is read at once, not only when the listener's news reaches the reactor.
-        return self._leading and self.client.state == KazooState.CONNECTED
+        return self._leading and self._connected()
 
     def describe(self) -> str:
         return f"elected through ZooKeeper ({self.path})"
@@ -104,8 +102,8 @@ class ZooKeeperLeadership:
     def _acquire(self, attempt: int, old: Any, lock: Any, pause: float) -> None:
         """On its own thread: kazoo's Lock.acquire blocks until we lead."""
         if old is not None:
-            self._quietly(old.cancel)
-            self._quietly(old.release)  # our old znode would stand before our new one for as long as we live
+            _quietly(old.cancel)
+            _quietly(old.release)  # our old znode would stand before our new one for as long as we live
         time.sleep(pause)  # after a resignation, the others' turn first
         while not self._stopping and attempt == self._attempt:
             try:
@@ -116,16 +114,9 @@ class ZooKeeperLeadership:
                 log.warn("meta election attempt failed: {err}; retrying", err=exc)
             time.sleep(RETRY_SECONDS)
 
-    @staticmethod
-    def _quietly(call: Callable[[], Any]) -> None:
-        try:
-            call()
-        except Exception:  # a znode already gone with its session: nothing left to undo
-            pass
-
     def _won(self, attempt: int, lock: Any) -> None:
         if attempt != self._attempt or self._stopping:
-            threading.Thread(target=self._quietly, args=(lock.release,), daemon=True).start()
+            bounded(lock.release, 0)  # an abandoned attempt's znode: no need to wait for it to go
             return
         if not self._connected():
             self._connection_lost = True  # contend again on reconnection
@@ -170,14 +161,20 @@ class ZooKeeperLeadership:
         self._stopping = True
         was_leading, self._leading = self._leading, False
         if self._lock is not None:
-            self._quietly(self._lock.cancel)
+            _quietly(self._lock.cancel)
             if was_leading and self._connected():
                 bounded(self._lock.release, STOP_WAIT_SECONDS)
 
 
 def bounded(call: Callable[[], Any], seconds: float) -> None:
     """Run a blocking ZooKeeper call on a daemon thread, and wait for it ``seconds`` at most."""
-    worker = threading.Thread(target=ZooKeeperLeadership._quietly, args=(call,), daemon=True,
-                              name="pegasus-zookeeper-stop")
+    worker = threading.Thread(target=_quietly, args=(call,), daemon=True, name="pegasus-zookeeper-call")
     worker.start()
     worker.join(seconds)
+
+
+def _quietly(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:  # a znode already gone with its session: nothing left to undo
+        pass
