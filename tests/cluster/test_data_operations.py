@@ -154,6 +154,18 @@ async def test_server_rejects_wrong_bodies_and_keeps_serving(client, shared_oneb
         with pytest.raises(PegasusError) as info:
             await pool.call(part["primary"], "rrdb.get", body, 5.0)
         assert info.value.code == code, body
+    tag = 1 << 20
+    for op, code in [  # writes another cluster's duplication would ship, malformed
+        ({"op": "incr", "hk": b"h", "sk": b"s", "by": 1, "timetag": tag}, ErrorCode.ERR_INVALID_PARAMETERS),
+        ({"op": "put", "hk": b"h", "sk": b"s", "v": b"v", "expire": 0}, ErrorCode.ERR_INVALID_PARAMETERS),
+        ({"op": "multi_put", "hk": b"h", "kvs": 7, "expire": 0, "timetag": tag}, ErrorCode.ERR_INVALID_PARAMETERS),
+        ({"op": "multi_put", "hk": b"h", "kvs": [5, [b"s"]], "expire": 0, "timetag": tag},
+         ErrorCode.ERR_INVALID_PARAMETERS),
+    ]:
+        with pytest.raises(PegasusError) as info:
+            await pool.call(part["primary"], "rrdb.duplicate", {"gpid": part["gpid"], "hash_key": b"h", "ops": [op]},
+                            5.0)
+        assert info.value.code == code, (op, info.value)
     with pytest.raises(PegasusError) as info:
         await pool.call(part["primary"], "rrdb.no_such_method", {}, 5.0)
     assert info.value.code == ErrorCode.ERR_HANDLER_NOT_FOUND
