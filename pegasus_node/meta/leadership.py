@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kazoo.protocol.states import KazooState
 from twisted.logger import Logger
 
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -127,8 +128,6 @@ class ZooKeeperLeadership:
         self._on_elected()
 
     def _connected(self) -> bool:
-        from kazoo.protocol.states import KazooState
-
         return self.client.state == KazooState.CONNECTED
 
     # ----- the ZooKeeper connection -----
@@ -138,8 +137,6 @@ class ZooKeeperLeadership:
         self.reactor.callFromThread(self._connection_changed, state)
 
     def _connection_changed(self, state: Any) -> None:
-        from kazoo.protocol.states import KazooState
-
         if self._stopping:
             return
         if state in (KazooState.SUSPENDED, KazooState.LOST):

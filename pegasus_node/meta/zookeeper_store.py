@@ -18,6 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
 from twisted.logger import Logger, LogLevel
 
 from pegasus_node.errors import ErrorCode, PegasusError
@@ -44,10 +48,6 @@ class _ToTwistedLog(logging.Handler):
 
 def connect(hosts: str, session_timeout: float, connect_timeout: float = 15.0) -> Any:
     """A started KazooClient, or StateStoreError saying what to check."""
-    from kazoo.client import KazooClient
-    from kazoo.handlers.threading import KazooTimeoutError
-    from kazoo.retry import KazooRetry
-
     # Reconnect for ever (a ZooKeeper restart must not end the meta server); the session decides leadership.
     kazoo_log = logging.getLogger("kazoo")
     if not any(isinstance(h, _ToTwistedLog) for h in kazoo_log.handlers):
@@ -87,9 +87,6 @@ class ZooKeeperStateStore(StateStore):
         return self.base + path if path != "/" else self.base
 
     def _call(self, method, *args) -> Any:
-        from kazoo.exceptions import KazooException, NoNodeError
-        from kazoo.handlers.threading import KazooTimeoutError
-
         try:
             return method(*args).get(timeout=self.operation_timeout)
         except NoNodeError:
@@ -102,8 +99,6 @@ class ZooKeeperStateStore(StateStore):
                                   "(check ZooKeeper, then retry)") from None
 
     def get(self, path: str) -> bytes | None:
-        from kazoo.exceptions import NoNodeError
-
         try:
             data, _ = self._call(self.client.get_async, self._znode(path))
         except NoNodeError:
@@ -111,8 +106,6 @@ class ZooKeeperStateStore(StateStore):
         return data
 
     def children(self, path: str) -> list[str]:
-        from kazoo.exceptions import NoNodeError
-
         try:
             return sorted(self._call(self.client.get_children_async, self._znode(path)))
         except NoNodeError:
@@ -123,8 +116,6 @@ class ZooKeeperStateStore(StateStore):
 
     def _subtree(self, znode: str) -> list[str]:
         """``znode`` and everything under it, deepest first (the order ZooKeeper deletes in)."""
-        from kazoo.exceptions import NoNodeError
-
         try:
             names = self._call(self.client.get_children_async, znode)
         except NoNodeError:
@@ -162,8 +153,6 @@ class ZooKeeperStateStore(StateStore):
         failures = [r for r in results if isinstance(r, Exception)]
         if not failures:
             return
-        from kazoo.exceptions import NoNodeError
-
         if self._fence is not None and isinstance(results[0], NoNodeError):
             raise NotLeaderError("this meta server is no longer the leader (its ZooKeeper session ended); the "
                                  "change was not made: retry, the client finds the new leader")
