@@ -80,10 +80,13 @@ class MetaService:
                           address=self.address)
 
     def _deposed(self, why: str) -> None:
+        self._end_term()
+        log.warn("meta server {address} no longer leads: {why}", address=self.address, why=why)
+
+    def _end_term(self) -> None:
         rpc, self.current = self.current, None
         if rpc is not None:
             rpc.meta.stop()
-        log.warn("meta server {address} no longer leads: {why}", address=self.address, why=why)
 
     # ----- the process -----
 
@@ -93,9 +96,7 @@ class MetaService:
 
     def stop(self) -> None:
         self.leadership.stop()
-        rpc, self.current = self.current, None
-        if rpc is not None:
-            rpc.meta.stop()
+        self._end_term()
         self.store.close()
         if self._on_stop is not None:
             self._on_stop()
