@@ -88,7 +88,6 @@ class PartitionDuplicator:
         self._open_remote_table = open_remote_table
         self._reactor = reactor
         self._stopped = False
-        self._running: defer.Deferred | None = None
         self._table: Any = None  # the remote table, opened at the first shipment
         self.failed = ""  # FAIL_FAST stopped it: why
         self.last_error = ""
@@ -97,8 +96,8 @@ class PartitionDuplicator:
         self.last_shipped_timestamp_us = 0
 
     def start(self) -> None:
-        self._running = defer.ensureDeferred(self._run())
-        self._running.addErrback(lambda f: log.failure("duplicator of {gpid} crashed", f, gpid=self.replica.gpid))
+        running = defer.ensureDeferred(self._run())
+        running.addErrback(lambda f: log.failure("duplicator of {gpid} crashed", f, gpid=self.replica.gpid))
 
     def stop(self) -> None:
         self._stopped = True
